@@ -41,7 +41,7 @@ def _read_csv(directory: Path, name: str) -> pd.DataFrame:
     path = directory / name
     if not path.exists():
         raise DeclarationError("the file is missing", file=str(path))
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     frame.columns = [c.strip() for c in frame.columns]
     missing = [c for c in _COLUMNS[name] if c not in frame.columns]
     if missing:
@@ -212,7 +212,7 @@ def read_registry(directory: str | Path = DECLARATIONS_DIR) -> OrgRegistry:
     objectives = []
     if objectives_path.exists():
         try:
-            objectives = yaml.safe_load(objectives_path.read_text(encoding="utf-8")) or []
+            objectives = yaml.safe_load(objectives_path.read_text(encoding="utf-8-sig")) or []
         except yaml.YAMLError as exc:
             raise DeclarationError(f"not valid YAML: {exc}", file=str(objectives_path)) from exc
     return OrgRegistry(

@@ -47,8 +47,10 @@ def value_map(inst: Instrument, f) -> dict[str, int]:
     return out
 
 
-def decode(path: Path, meta: dict, inst: Instrument, unit_names: dict[str, str]) -> pd.DataFrame:
-    """Codes per field; NaN blank; INVALID for a value outside the scale."""
+def decode(
+    path: Path, meta: dict, inst: Instrument, unit_names: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(codes per field, raw strings); codes: NaN blank, INVALID outside the scale."""
     raw = read_raw(path, meta)
     hmap = header_map(inst)
     out = pd.DataFrame(index=raw.index)
@@ -61,11 +63,11 @@ def decode(path: Path, meta: dict, inst: Instrument, unit_names: dict[str, str])
         if f.role is Role.COMMENT or f.context in ("teacher", "discipline"):
             out[code] = values
         elif f.context in ("programme", "unit") and inst.scale_of(f) is None:
-            out[code] = values.map(lambda v: unit_names.get(v, v))
+            codes = values.str.extract(r"\(([^()]+)\)\s*$")[0]  # "Name (CODE)"
+            out[code] = codes.fillna(values).map(lambda v: unit_names.get(v, v))
         elif inst.scale_of(f) is None:
             out[code] = pd.to_numeric(values, errors="coerce")
         else:
             vm = value_map(inst, f)
             out[code] = values.map(lambda v, vm=vm: np.nan if pd.isna(v) else vm.get(v, INVALID))
-    out.attrs["raw"] = raw
-    return out
+    return out, raw

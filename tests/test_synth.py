@@ -18,9 +18,10 @@ from pipeline.synth import synthesize
 
 CAT = default_catalog()
 REG = default_registry()
+# programmes last: a programme may share its name with its department
 UNIT_NAMES = {
     name: r.code
-    for r in REG.units.itertuples()
+    for r in REG.units.sort_values("kind", key=lambda k: k == "programme").itertuples()
     for name in (r.code, r.name_ky, r.name_ru, r.name_en)
 }
 
@@ -37,7 +38,7 @@ def _decoded(out, truth, instrument, wave):
     for meta in truth["files"]:
         if meta["instrument"] == instrument and meta["wave"] == wave:
             inst = CAT.get(instrument, meta["version"])
-            frames.append(decode(out / meta["file"], meta, inst, UNIT_NAMES))
+            frames.append(decode(out / meta["file"], meta, inst, UNIT_NAMES)[0])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -181,8 +182,7 @@ def test_planted_faults_are_where_the_truth_says(generated):
     for fault in truth["faults"]:
         meta = metas[fault["file"]]
         inst = CAT.get(meta["instrument"], meta["version"])
-        frame = decode(out / meta["file"], meta, inst, UNIT_NAMES)
-        raw = frame.attrs["raw"]
+        frame, raw = decode(out / meta["file"], meta, inst, UNIT_NAMES)
         items = [f.code for f in inst.items]
         kind = fault["kind"]
         if kind == "email_column":

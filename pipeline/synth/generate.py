@@ -18,8 +18,9 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.instruments import Catalog, Instrument, wave_start_year
 from pipeline.registry import OrgRegistry
-from pipeline.synth.model import answers, item_params, stable_seed
+from pipeline.synth.model import answers, dimension_loading, item_params, stable_seed
 from pipeline.synth.writers import (
+    COMMENTS,
     EXTENSIONS,
     OUT_OF_RANGE,
     UNKNOWN_PROGRAMME,
@@ -63,28 +64,6 @@ NA_RATE = 0.04
 DORM_NONRESIDENT = 0.55
 COMMENT_RATE = 0.15
 
-COMMENTS = {
-    "ky": [
-        "Жатаканада Wi-Fi начар иштейт, кечинде такыр кошулбайт.",
-        "Китепканада адистик боюнча китептер жетишсиз.",
-        "Окутуучулар жакшы, бирок практикалык сабактар аз.",
-        "Компьютер класстары эски, программалар жаңыртылышы керек.",
-        "Деканаттан маалымат убагында келбейт.",
-        "Сабактардын жадыбалы көп өзгөрөт.",
-        "Карьера борбору жөнүндө эч нерсе уккан эмесмин.",
-        "Баары жакшы, рахмат!",
-    ],
-    "ru": [
-        "В общежитии плохой интернет, вечером невозможно работать.",
-        "Хотелось бы больше практических занятий.",
-        "Расписание часто меняется без предупреждения.",
-        "В библиотеке не хватает учебников по специальности.",
-        "Преподаватели внимательные, спасибо.",
-        "Нужно обновить компьютеры в аудиториях.",
-        "Информация от администрации приходит с опозданием.",
-        "Всё устраивает.",
-    ],
-}
 FIRST_NAMES = ["aibek", "nurlan", "aizada", "gulnara", "bakyt", "cholpon", "elnura", "azamat",
                "meerim", "timur", "aidana", "kanybek"]  # fmt: skip
 DOMAINS = ["gmail.com", "mail.ru", "bsu.kg"]
@@ -174,7 +153,7 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
         picks.append((change_units[1], by_dim[second_dim][0], -1))
         wave_from, wave_to = waves[-2], waves[-1]
         for unit, f, sign in picks:
-            p = item_params(seed, f.code, f.reverse)
+            p = item_params(seed, f.code, f.reverse, dimension_loading(len(se_versions[-1].items)))
             mu = plan.faculty_offset.get(unit, 0.0)
             before = p.pct_positive(mu)
             target = before + sign * PLANTED_CHANGE_POINTS / 100
@@ -219,7 +198,8 @@ class Generator:
         units["respondents"] = self.rng.binomial(units["headcount"].to_numpy(), rate)
         self.units = units
         self.items = self.inst.items
-        self.params = [item_params(seed, f.code, f.reverse) for f in self.items]
+        general = dimension_loading(len(self.items))
+        self.params = [item_params(seed, f.code, f.reverse, general) for f in self.items]
         self.dims = sorted({f.dimension for f in self.items})
         self.programmes = reg.programmes.set_index("code")
         self.disciplines = reg.disciplines
@@ -279,14 +259,13 @@ class Generator:
             frame[f.code] = col
         for f in inst.outcomes:
             frame[f.code] = self._outcome(f, g, units, frame, rng)
-        for f in inst.comments:
-            lang = rng.choice(["ky", "ru"], size=n, p=[0.6, 0.4])
-            pick = rng.integers(0, len(COMMENTS["ky"]), n)
-            text = [COMMENTS[lg][k] for lg, k in zip(lang, pick, strict=True)]
-            frame[f.code] = np.where(rng.random(n) < COMMENT_RATE, text, "")
+        for f in inst.comments:  # an index into COMMENTS; the writer picks the language
+            pick = pd.array(rng.integers(0, len(COMMENTS["ky"]), n), dtype="Int8")
+            pick[rng.random(n) >= COMMENT_RATE] = pd.NA
+            frame[f.code] = pick
         seconds = rng.lognormal(np.log(MEDIAN_SECONDS[self.instrument]), 0.45, n)
-        frame["_start"] = start
-        frame["_end"] = start + pd.to_timedelta(seconds, unit="s")
+        frame["_start"] = start.floor("s")
+        frame["_end"] = (start + pd.to_timedelta(seconds, unit="s")).floor("s")
         frame["_lang"] = rng.choice(["ky", "ru"], size=n, p=[0.65, 0.35])
         names = rng.choice(FIRST_NAMES, n)
         frame["_email"] = [
@@ -421,7 +400,7 @@ def plant_faults(frame: pd.DataFrame, inst: Instrument, rng, with_speeders: bool
     if with_speeders:
         for p in pos[4:6]:
             frame.at[p, "_end"] = frame.at[p, "_start"] + pd.Timedelta(
-                seconds=float(rng.uniform(18, 38))
+                seconds=int(rng.integers(18, 38))
             )
             frame.at[p, "_fault"] = "speeder"
     if any(f.context == "programme" for f in inst.context_fields):

@@ -21,8 +21,17 @@ from scipy.special import ndtr, ndtri
 
 #: Cut points between answers 1|2, 2|3, 3|4, 4|5 on the continuous scale.
 CUTS = np.array([-1.45, -0.55, 0.30, 1.35])
-#: Loading of a dimension factor on the general factor.
-DIMENSION_LOADING = 0.62
+#: Loading of a dimension factor on the general factor; short questionnaires get a
+#: stronger general factor so that their alpha lands in the same realistic range.
+DIMENSION_LOADING = 0.75
+DIMENSION_LOADING_SHORT = 0.83
+SHORT_QUESTIONNAIRE = 20
+
+
+def dimension_loading(n_items: int) -> float:
+    return DIMENSION_LOADING if n_items >= SHORT_QUESTIONNAIRE else DIMENSION_LOADING_SHORT
+
+
 #: Item noise standard deviation.
 ITEM_NOISE = 0.85
 
@@ -38,13 +47,14 @@ class ItemParams:
     loading: float
     intercept: float
     reverse: bool
+    general: float = DIMENSION_LOADING  # the dimension factor's loading on g
 
     @property
     def sd(self) -> float:
         return float(np.sqrt(self.loading**2 + ITEM_NOISE**2))
 
     def mean(self, mu: float, shift: float = 0.0) -> float:
-        return self.loading * DIMENSION_LOADING * mu + self.intercept + shift
+        return self.loading * self.general * mu + self.intercept + shift
 
     def pct_positive(self, mu: float, shift: float = 0.0) -> float:
         """Expected share of answers >= 4 as written (reverse items flipped)."""
@@ -62,14 +72,14 @@ class ItemParams:
         return float(m_target - self.mean(mu))
 
 
-def item_params(seed: int, code: str, reverse: bool) -> ItemParams:
+def item_params(seed: int, code: str, reverse: bool, general: float) -> ItemParams:
     """Parameters of one item; they depend on the code only, so versions agree."""
     rng = np.random.default_rng(stable_seed(seed, "item", code))
     loading = rng.uniform(0.85, 1.15)
     intercept = rng.uniform(-0.15, 0.55)
     if reverse:  # most students disagree with an unfavourable statement
         intercept = -intercept - 0.3
-    return ItemParams(float(loading), float(intercept), reverse)
+    return ItemParams(float(loading), float(intercept), reverse, general)
 
 
 def answers(
@@ -85,7 +95,7 @@ def answers(
     ``shifts`` has shape (n, items): each respondent's planted latent shift per item.
     """
     n = g.shape[0]
-    a = DIMENSION_LOADING
+    a = params[0].general
     factors = {d: a * g + np.sqrt(1 - a * a) * rng.standard_normal(n) for d in dims}
     out = np.empty((n, len(params)), dtype=np.int8)
     noise = rng.standard_normal((n, len(params))) * ITEM_NOISE

@@ -42,6 +42,29 @@ EXTENSIONS = {
 }
 TIMESTAMP_HEADER = {"ky": "Timestamp", "ru": "Отметка времени"}
 EMAIL_HEADER = {"ky": "Email Address", "ru": "Адрес электронной почты"}
+#: Comment bank; Russian ones stay within Windows-1251.
+COMMENTS = {
+    "ky": [
+        "Жатаканада Wi-Fi начар иштейт, кечинде такыр кошулбайт.",
+        "Китепканада адистик боюнча китептер жетишсиз.",
+        "Окутуучулар жакшы, бирок практикалык сабактар аз.",
+        "Компьютер класстары эски, программалар жаңыртылышы керек.",
+        "Деканаттан маалымат убагында келбейт.",
+        "Сабактардын жадыбалы көп өзгөрөт.",
+        "Карьера борбору жөнүндө эч нерсе уккан эмесмин.",
+        "Баары жакшы, рахмат!",
+    ],
+    "ru": [
+        "В общежитии плохой интернет, вечером невозможно работать.",
+        "Хотелось бы больше практических занятий.",
+        "Расписание часто меняется без предупреждения.",
+        "В библиотеке не хватает учебников по специальности.",
+        "Преподаватели внимательные, спасибо.",
+        "Нужно обновить компьютеры в аудиториях.",
+        "Информация от администрации приходит с опозданием.",
+        "Всё устраивает.",
+    ],
+}
 UNKNOWN_PROGRAMME_NAME = {"ky": "Белгисиз программа", "ru": "Неизвестная программа"}
 
 
@@ -52,9 +75,11 @@ class Lookups:
     names: dict[str, dict[str, str]]  # code -> {lang: name}
 
     def name(self, code: str, lang: str) -> str:
+        """A form's dropdown entry: the name and, since names repeat across institutes,
+        the code in brackets (``Математика (KKHPI-MATH-B)``)."""
         if code == UNKNOWN_PROGRAMME:
             return UNKNOWN_PROGRAMME_NAME.get(lang, code)
-        return self.names.get(code, {}).get(lang, code)
+        return f"{self.names.get(code, {}).get(lang, code)} ({code})"
 
 
 def _header(f: Field, lang: str, dialect: str) -> str:
@@ -146,12 +171,21 @@ class Sink:
             self._book.close()
 
     # ------------------------------------------------------------- values
-    def _render_field(self, f: Field, values: pd.Series) -> list:
+    @property
+    def fixed_language(self) -> bool:
+        """Forms written in one language (Kobo and LimeSurvey mix languages per row)."""
+        return self.dialect in ("google_forms", "ms_forms", "plain_cp1251")
+
+    def _render_field(self, f: Field, values: pd.Series, langs_of_rows: list[str]) -> list:
         """Vectorised rendering of one field's coded values to cell values."""
         d, lang = self.dialect, self.lang
         scale = self.inst.scale_of(f)
-        if f.role is Role.COMMENT:
-            return values.fillna("").tolist()
+        if f.role is Role.COMMENT:  # indices into COMMENTS, in the file's or row's language
+            langs = [lang] * len(values) if self.fixed_language else langs_of_rows
+            return [
+                "" if pd.isna(k) else COMMENTS[lg][int(k)]
+                for k, lg in zip(values.to_numpy(), langs, strict=True)
+            ]
         if f.context in ("programme", "unit", "discipline", "teacher") and scale is None:
             codes = values.fillna("").astype(str)
             if d in ("google_forms", "ms_forms") and f.context in ("programme", "unit"):
@@ -192,7 +226,8 @@ class Sink:
             return
         n = len(frame)
         fields = data_fields(self.inst)
-        cells = [self._render_field(f, frame[f.code]) for f in fields]
+        langs = frame["_lang"].tolist()
+        cells = [self._render_field(f, frame[f.code], langs) for f in fields]
         start, end = frame["_start"], frame["_end"]
         d = self.dialect
         if d == "google_forms":
