@@ -1,0 +1,266 @@
+"""Scale reliability (Cronbach's alpha) and per-respondent dimension scores.
+
+Pure functions on a **wide respondent x item frame**: one row per respondent, one numeric column
+per item, NaN for a missing or "not applicable" answer. Reverse-coded items are flipped with
+``points + 1 - x`` before anything is computed.
+
+Missing answers
+---------------
+Cronbach's alpha, alpha if item deleted and the corrected item-total correlations of a scale use
+**listwise deletion**: only respondents who answered every item of that scale (``n`` in the
+output). With many items and a few per cent missing per item this can drop most respondents, so
+``n`` is always reported. Dimension scores instead use the respondent's available items when at
+least ``min_share`` of them are answered.
+
+Definitions (``k`` items, item variances ``s_j^2`` and total-score variance ``s_T^2``, all with
+denominator ``n - 1``)::
+
+    alpha = k / (k - 1) * (1 - sum_j s_j^2 / s_T^2)
+
+*alpha if item deleted* is alpha of the other ``k - 1`` items on the same respondents, and the
+*corrected item-total correlation* is Pearson's correlation of item ``j`` with the sum of the
+other items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["cronbach_alpha", "dimension_scores", "item_total_statistics"]
+
+
+def _scale_matrix(
+    wide: pd.DataFrame, items: Sequence[str], reverse: Collection[str], points: int, name: str
+) -> np.ndarray:
+    missing = [c for c in items if c not in wide.columns]
+    if missing:
+        raise ValueError(f"scale {name!r}: item column(s) {missing} are not in the frame")
+    x = wide[list(items)].apply(pd.to_numeric).to_numpy(dtype=float)
+    present = ~np.isnan(x)
+    if np.any(present & ((x < 1) | (x > points))):
+        raise ValueError(
+            f"scale {name!r}: answers must lie in 1..{points}; recode 'not applicable' to missing"
+        )
+    flip = np.array([c in reverse for c in items])
+    return np.where(flip[None, :], points + 1 - x, x)
+
+
+def _groups(wide: pd.DataFrame, by: Sequence[str]):
+    if not by:
+        yield {}, wide
+        return
+    for key, sub in wide.groupby(list(by), sort=True, observed=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(by, key, strict=True)), sub
+
+
+def _alpha_parts(x: np.ndarray):
+    """Covariance-based pieces on the listwise-complete rows of ``x``."""
+    full = x[~np.isnan(x).any(axis=1)]
+    n, k = full.shape
+    if n < 2:
+        return n, None
+    cov = np.cov(full, rowvar=False, ddof=1)
+    return n, np.atleast_2d(cov)
+
+
+def _alpha_from_cov(cov: np.ndarray) -> float:
+    k = cov.shape[0]
+    total = cov.sum()
+    if k < 2 or not total > 0:
+        return np.nan
+    return k / (k - 1) * (1.0 - np.trace(cov) / total)
+
+
+def cronbach_alpha(
+    wide: pd.DataFrame,
+    scales: Mapping[str, Sequence[str]],
+    reverse: Collection[str] = (),
+    points: int = 5,
+    by: Sequence[str] = (),
+    min_alpha: float = 0.7,
+) -> pd.DataFrame:
+    """Cronbach's alpha per scale (and per group), with listwise deletion.
+
+    Parameters
+    ----------
+    wide
+        Respondent x item frame (NaN = missing), plus any ``by`` columns.
+    scales
+        Scale name -> its item columns (at least two each).
+    reverse
+        Reverse-coded item columns, flipped as ``points + 1 - x``.
+    points
+        Number of answer codes on the scale.
+    by
+        Optional grouping columns (e.g. ``["wave"]``); one row per group and scale.
+    min_alpha
+        Alpha below this is flagged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: the ``by`` columns, then
+
+        ``scale``
+            scale name;
+        ``k``
+            number of items;
+        ``n``
+            respondents used (all ``k`` items answered);
+        ``alpha``
+            Cronbach's alpha (NaN when ``n < 2`` or the total score does not vary);
+        ``low_alpha``
+            ``alpha < min_alpha`` (False when alpha is NaN).
+
+    Raises
+    ------
+    ValueError
+        When a scale has fewer than two items, an item column is missing, or an answer lies
+        outside ``1..points``.
+    """
+    by = list(by)
+    _check_scales(scales)
+    rows = []
+    for key, sub in _groups(wide, by):
+        for name, items in scales.items():
+            x = _scale_matrix(sub, items, reverse, points, name)
+            n, cov = _alpha_parts(x)
+            alpha = np.nan if cov is None else _alpha_from_cov(cov)
+            rows.append({**key, "scale": name, "k": len(items), "n": n, "alpha": alpha})
+    out = pd.DataFrame(rows, columns=[*by, "scale", "k", "n", "alpha"])
+    out["alpha"] = out["alpha"].astype(float)
+    out["low_alpha"] = (out["alpha"] < min_alpha).fillna(False).astype(bool)
+    return out
+
+
+def item_total_statistics(
+    wide: pd.DataFrame,
+    scales: Mapping[str, Sequence[str]],
+    reverse: Collection[str] = (),
+    points: int = 5,
+    by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Alpha if item deleted and corrected item-total correlation, per scale item.
+
+    Both use the same listwise-complete respondents as the scale's alpha in
+    :func:`cronbach_alpha`.
+
+    Parameters
+    ----------
+    wide, scales, reverse, points, by
+        As for :func:`cronbach_alpha`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, scale and item; columns: the ``by`` columns, then
+
+        ``scale``, ``item``
+            names;
+        ``reversed``
+            whether the item was flipped;
+        ``n``
+            respondents used;
+        ``alpha_if_deleted``
+            alpha of the scale without this item (NaN when fewer than two items remain);
+        ``item_total_corr``
+            Pearson correlation of the item with the sum of the other items.
+    """
+    by = list(by)
+    _check_scales(scales)
+    rows = []
+    for key, sub in _groups(wide, by):
+        for name, items in scales.items():
+            x = _scale_matrix(sub, items, reverse, points, name)
+            n, cov = _alpha_parts(x)
+            k = len(items)
+            for j, item in enumerate(items):
+                if cov is None:
+                    a_del, r_it = np.nan, np.nan
+                else:
+                    keep = [i for i in range(k) if i != j]
+                    a_del = _alpha_from_cov(cov[np.ix_(keep, keep)])
+                    rest_var = cov[np.ix_(keep, keep)].sum()
+                    cov_jr = cov[j, keep].sum()
+                    denom = np.sqrt(cov[j, j] * rest_var)
+                    r_it = cov_jr / denom if denom > 0 else np.nan
+                rows.append(
+                    {
+                        **key,
+                        "scale": name,
+                        "item": item,
+                        "reversed": item in reverse,
+                        "n": n,
+                        "alpha_if_deleted": a_del,
+                        "item_total_corr": r_it,
+                    }
+                )
+    cols = [*by, "scale", "item", "reversed", "n", "alpha_if_deleted", "item_total_corr"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["alpha_if_deleted"] = out["alpha_if_deleted"].astype(float)
+    out["item_total_corr"] = out["item_total_corr"].astype(float)
+    return out
+
+
+def _check_scales(scales: Mapping[Hashable, Sequence[str]]) -> None:
+    for name, items in scales.items():
+        if len(items) < 2:
+            raise ValueError(f"scale {name!r} needs at least two items, got {list(items)}")
+        if len(set(items)) != len(items):
+            raise ValueError(f"scale {name!r} lists an item twice: {list(items)}")
+
+
+def dimension_scores(
+    wide: pd.DataFrame,
+    dimensions: Mapping[str, Sequence[str]],
+    reverse: Collection[str] = frozenset(),
+    points: int = 5,
+    min_share: float = 0.5,
+) -> pd.DataFrame:
+    """Per-respondent dimension scores: the mean of the dimension's answered items.
+
+    A respondent gets a score when at least ``min_share`` of the dimension's items are answered
+    (default: at least half), else NaN. Reverse-coded items are flipped (``points + 1 - x``)
+    first.
+
+    Parameters
+    ----------
+    wide
+        Respondent x item frame (NaN = missing).
+    dimensions
+        Dimension name -> its item columns (at least one each).
+    reverse
+        Reverse-coded item columns.
+    points
+        Number of answer codes.
+    min_share
+        Minimum share of answered items, in (0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as ``wide``; one float column per dimension, named after it.
+
+    Raises
+    ------
+    ValueError
+        On unknown item columns, an empty dimension, answers outside ``1..points`` or
+        ``min_share`` outside (0, 1].
+    """
+    if not 0.0 < min_share <= 1.0:
+        raise ValueError(f"min_share must lie in (0, 1], got {min_share!r}")
+    out = {}
+    for name, items in dimensions.items():
+        if len(items) == 0:
+            raise ValueError(f"dimension {name!r} has no items")
+        x = _scale_matrix(wide, items, reverse, points, name)
+        answered = (~np.isnan(x)).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.nansum(x, axis=1) / answered
+        enough = answered >= min_share * len(items) - 1e-9
+        out[name] = np.where(enough & (answered > 0), score, np.nan)
+    return pd.DataFrame(out, index=wide.index, columns=list(dimensions))
