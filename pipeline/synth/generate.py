@@ -263,7 +263,7 @@ class Generator:
             pick = pd.array(rng.integers(0, len(COMMENTS["ky"]), n), dtype="Int8")
             pick[rng.random(n) >= COMMENT_RATE] = pd.NA
             frame[f.code] = pick
-        seconds = rng.lognormal(np.log(MEDIAN_SECONDS[self.instrument]), 0.45, n)
+        seconds = rng.lognormal(np.log(MEDIAN_SECONDS[self.instrument]), 0.25, n)
         frame["_start"] = start.floor("s")
         frame["_end"] = (start + pd.to_timedelta(seconds, unit="s")).floor("s")
         frame["_lang"] = rng.choice(["ky", "ru"], size=n, p=[0.65, 0.35])
@@ -312,25 +312,26 @@ class Generator:
         return [""] * n
 
     def _expand_evaluations(self, frame, units, mu, start):
-        """A student rates 2–4 teacher × discipline pairs of their programme."""
+        """A student rates 2–4 different teacher × discipline pairs of their programme."""
         rng = self.rng
-        k = rng.integers(2, 5, len(frame))
-        rep = np.repeat(np.arange(len(frame)), k)
-        frame = frame.iloc[rep].reset_index(drop=True)
-        units = units.iloc[rep].reset_index(drop=True)
-        mu, start = mu[rep], start[rep]
-        disc = self.disciplines
-        by_prog = {p: g for p, g in disc.groupby("programme_code")}
-        teachers, codes = [], []
-        for prog in units["unit"]:
+        by_prog = {p: g for p, g in self.disciplines.groupby("programme_code")}
+        rep, teachers, codes = [], [], []
+        for i, (prog, k) in enumerate(zip(units["unit"], rng.integers(2, 5, len(frame)),
+                                          strict=True)):  # fmt: skip
             g = by_prog.get(prog)
             if g is None or g.empty:
+                rep.append(i)
                 teachers.append("")
                 codes.append("")
                 continue
-            row = g.iloc[int(rng.integers(0, len(g)))]
-            teachers.append(row["teacher_code"])
-            codes.append(row["discipline_code"])
+            for j in rng.choice(len(g), size=min(int(k), len(g)), replace=False):
+                rep.append(i)
+                teachers.append(g.iloc[int(j)]["teacher_code"])
+                codes.append(g.iloc[int(j)]["discipline_code"])
+        rep = np.asarray(rep)
+        frame = frame.iloc[rep].reset_index(drop=True)
+        units = units.iloc[rep].reset_index(drop=True)
+        mu, start = mu[rep], start[rep]
         frame["teacher"] = teachers
         frame["discipline"] = codes
         mu = mu + pd.Series(teachers).map(self.plan.teacher_offset).fillna(0.0).to_numpy()

@@ -1,0 +1,340 @@
+"""Load survey exports into the store: read → map → type → validate → store, one file
+per transaction, nothing lost: ``rows_read = rows_loaded + rows_quarantined``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import InputFileError, MappingError, SapatError, UsageError, ValidationFailed
+from pipeline.instruments import Catalog, Instrument, wave_start_year
+from pipeline.mapping import ColumnMap, Meta, map_columns
+from pipeline.readers import SOURCE_ROW, Export, open_export
+from pipeline.readers.encoding import file_sha256
+from pipeline.registry import OrgRegistry
+from pipeline.store import Store, quarantine_json, response_id
+from pipeline.validate import (
+    Context,
+    build_schema,
+    parse_timestamps,
+    row_flags,
+    type_chunk,
+    validate_typed,
+)
+
+_WAVE_IN_PATH = re.compile(r"(?<!\d)(20\d\d)[-_](20\d\d)(?!\d)")
+
+
+@dataclass
+class LoadResult:
+    """What happened to one file (the ``--json`` object)."""
+
+    file: str
+    sha256: str | None = None
+    status: str = "rejected"  # loaded | duplicate | rejected
+    instrument: str | None = None
+    version: str | None = None
+    wave: str | None = None
+    dialect: str | None = None
+    encoding: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_flagged: int = 0
+    errors: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------ inference
+def infer_instrument(
+    export: Export, catalog: Catalog, explicit: dict | None, file: str
+) -> tuple[Instrument, ColumnMap, str]:
+    """The questionnaire whose items the header matches; (instrument, map, how)."""
+    best_error: tuple[int, MappingError] | None = None
+    for inst in sorted(catalog.all(), key=lambda i: (i.id, i.version), reverse=True):
+        try:
+            cmap = map_columns(export.columns, inst, explicit=explicit,
+                               labels=export.column_labels, file=file)  # fmt: skip
+        except MappingError as exc:
+            score = str(exc).count("\n  - ")
+            if best_error is None or score < best_error[0]:
+                best_error = (score, exc)
+            continue
+        return inst, cmap, f"the columns match {inst.id} {inst.version}"
+    msg = "cannot tell which questionnaire this file is: its columns match none completely"
+    if best_error:
+        msg += f". Closest: {best_error[1].message}"
+    raise MappingError(msg, file=file, expected="--instrument ID (and --mapping FILE if needed)")
+
+
+def infer_wave(path: Path, export: Export, cmap: ColumnMap) -> tuple[str, str]:
+    """(wave, how): a ``YYYY-YYYY`` in the path, else the submission timestamps."""
+    for part in reversed(path.resolve().parts):
+        m = _WAVE_IN_PATH.search(part)
+        if m and int(m.group(2)) == int(m.group(1)) + 1:
+            return f"{m.group(1)}-{m.group(2)}", f"from the path ({part})"
+    stamp_col = next(
+        (c for c, k in cmap.meta.items() if k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT)), None
+    )
+    if stamp_col is not None:
+        first = next(export.iter_chunks())
+        stamps = parse_timestamps(first[stamp_col]).dropna()
+        if not stamps.empty:
+            mid = stamps.sort_values().iloc[len(stamps) // 2]
+            start = mid.year if mid.month >= 9 else mid.year - 1
+            return f"{start}-{start + 1}", "from the submission dates (academic year Sep–Aug)"
+    raise UsageError(
+        "cannot tell the wave (academic year) of this file: no YYYY-YYYY in its path and "
+        "no submission dates",
+        file=str(path),
+        expected="--wave YYYY-YYYY",
+    )
+
+
+# ---------------------------------------------------------------------- load
+def ingest_file(
+    path: str | Path,
+    store: Store,
+    catalog: Catalog,
+    registry: OrgRegistry,
+    *,
+    key: bytes,
+    instrument: str | None = None,
+    wave: str | None = None,
+    dialect: str | None = None,
+    mapping: dict[str, str] | None = None,
+    sheet: str | None = None,
+    strict: bool = False,
+    replace: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> LoadResult:
+    """Load one export in one transaction; a :class:`LoadResult` whatever happens."""
+    path = Path(path)
+    result = LoadResult(file=str(path))
+    try:
+        result.sha256 = file_sha256(path)
+    except OSError as exc:
+        result.errors.append(InputFileError(f"cannot read the file ({exc.strerror})",
+                                            file=str(path)).as_dict())  # fmt: skip
+        return result
+    if (done := store.load_of(result.sha256)) is not None:
+        result.status = "duplicate"
+        result.instrument, result.wave = done["instrument"], done["wave"]
+        result.notes.append(f"already loaded as load {done['load_id']} ({done['file_name']})")
+        return result
+    try:
+        export = open_export(path, sheet=sheet, dialect=dialect)
+        result.dialect, result.encoding = export.dialect, export.encoding
+        if instrument:
+            inst = catalog.for_wave(instrument, wave) if wave else catalog.get(instrument)
+            candidates = [inst] + [i for i in catalog.all() if i.id == instrument and i is not inst]
+            cmap, errors = None, []
+            for cand in candidates:
+                try:
+                    cmap = map_columns(export.columns, cand, explicit=mapping,
+                                       labels=export.column_labels, file=str(path))  # fmt: skip
+                    inst = cand
+                    break
+                except MappingError as exc:
+                    errors.append(exc)
+            if cmap is None:
+                raise errors[0]
+        else:
+            inst, cmap, how = infer_instrument(export, catalog, mapping, str(path))
+            result.notes.append(f"questionnaire inferred: {how}")
+        if wave is None:
+            wave, how = infer_wave(path, export, cmap)
+            result.notes.append(f"wave inferred {how}: {wave}")
+        wave_start_year(wave)
+        result.instrument, result.version, result.wave = inst.id, inst.version, wave
+        dropped = [c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME)]
+        if dropped:
+            result.notes.append(
+                "personal columns recognised and not stored: " + ", ".join(map(repr, dropped))
+            )
+        _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
+              result, progress)  # fmt: skip
+    except SapatError as exc:
+        result.status = "rejected"
+        result.rows_loaded = 0
+        result.errors.insert(0, exc.as_dict())
+    return result
+
+
+def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
+          result, progress) -> None:  # fmt: skip
+    ctx = Context.from_registry(registry)
+    present = [c for c in cmap.fields.values()]
+    schema = build_schema(inst, ctx, present)
+    personal = {c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME, Meta.SUBMISSION_ID,
+                                                          Meta.DROP)}  # fmt: skip
+    raw_path = store.keep_raw(path, inst.id, wave, result.sha256)
+    with store.transaction():
+        load_id = store.next_load_id()
+        table = store.ensure_fact_table(inst)
+        store.write_declarations(catalog, registry.units)
+        replaced = []
+        if replace:
+            earlier = store.con.execute(
+                "SELECT load_id, file_name FROM sys_loads WHERE instrument = ? AND wave = ? "
+                "AND status = 'loaded' AND dialect = ?",
+                [inst.id, wave, export.dialect],
+            ).fetchall()
+            for old_id, name in earlier:
+                store.supersede(old_id, load_id, inst.id)
+                replaced.append(old_id)
+                result.notes.append(f"replaces load {old_id} ({name})")
+        read = loaded = quarantined = 0
+        failures_all = []
+        for chunk in export.iter_chunks():
+            read += len(chunk)
+            typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
+            good, failures = validate_typed(typed, chunk, cmap, schema)
+            # submissions already loaded from an earlier file (a newer export repeating them)
+            keys = good["submission_key"].dropna().unique().tolist()
+            if keys:
+                store.con.register("_keys", pd.DataFrame({"k": keys}))
+                seen = set(
+                    store.con.execute(
+                        f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON "
+                        "submission_key = k WHERE wave = ? AND load_id <> ?",
+                        [wave, load_id],
+                    ).fetchdf()["submission_key"]
+                )
+                store.con.unregister("_keys")
+                if seen:
+                    again = good[good["submission_key"].isin(seen)]
+                    failures = pd.concat([failures, pd.DataFrame({
+                        "index": again.index, "column_name": None, "check_name": "already_loaded",
+                        "value": None,
+                        "reason": "this submission was already loaded from an earlier file "
+                                  "(use --replace to load the newer export instead)",
+                    })], ignore_index=True)  # fmt: skip
+                    good = good[~good.index.isin(again.index)]
+            bad_idx = sorted(set(failures["index"]))
+            if len(failures):
+                failures = failures.assign(
+                    source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
+                )
+                raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
+                raw_json = {
+                    int(r[SOURCE_ROW]): quarantine_json(
+                        {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
+                    )
+                    for r in raw_rows.to_dict("records")
+                }
+                failures["raw"] = failures["source_row"].map(raw_json)
+                failures_all.append(failures)
+            quarantined += len(bad_idx)
+            good = good.copy()
+            good["load_id"] = load_id
+            good["response_id"] = [response_id(load_id, r) for r in good[SOURCE_ROW]]
+            good["instrument"], good["version"], good["wave"] = inst.id, inst.version, wave
+            prog_field = next((f.code for f in inst.context_fields if f.context == "programme"),
+                              None)  # fmt: skip
+            unit_field = next((f.code for f in inst.context_fields if f.context == "unit"), None)
+            good["programme"] = good[prog_field] if prog_field else None
+            good["unit"] = good[unit_field] if unit_field else good["programme"]
+            good["excluded"] = False
+            extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
+            store.insert(table, good.drop(columns=extra))
+            loaded += len(good)
+            flags = row_flags(good, inst)
+            if len(flags):
+                flags["load_id"] = load_id
+                flags["response_id"] = [response_id(load_id, r) for r in flags[SOURCE_ROW]]
+                store.insert("qa_flags", flags)
+            comments = comments[comments[SOURCE_ROW].isin(set(good[SOURCE_ROW]))]
+            if len(comments):
+                by_row = good.set_index(SOURCE_ROW)
+                store.insert("fct_comments", comments.assign(
+                    load_id=load_id, response_id=[response_id(load_id, r) for r in
+                                                  comments[SOURCE_ROW]],
+                    instrument=inst.id, wave=wave,
+                    programme=by_row.loc[comments[SOURCE_ROW], "programme"].to_numpy(),
+                    unit=by_row.loc[comments[SOURCE_ROW], "unit"].to_numpy(),
+                ).drop(columns=[SOURCE_ROW]))  # fmt: skip
+            if progress:
+                progress(path.name, read, read)
+        if strict and quarantined:
+            first = pd.concat(failures_all).iloc[0]
+            raise ValidationFailed(
+                f"{quarantined} of {read} rows fail validation and --strict rejects the whole "
+                f"file; first: {first['reason']}",
+                file=str(path),
+                row=int(first["source_row"]),
+                column=first["column_name"],
+                value=first["value"],
+            )
+        if failures_all:
+            fails = pd.concat(failures_all, ignore_index=True).drop(columns=["index"])
+            fails["load_id"], fails["sha256"] = load_id, result.sha256
+            store.insert("qa_quarantine", fails)
+            result.errors.extend(
+                {"row": int(r.source_row), "column": r.column_name, "check": r.check_name,
+                 "value": r.value, "reason": r.reason}
+                for r in fails.head(50).itertuples()
+            )  # fmt: skip
+        flagged = _whole_file_flags(store, table, inst, wave, load_id)
+        store.refresh_counts(inst, load_id)
+        result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
+        result.rows_flagged = flagged
+        assert read == loaded + quarantined
+        store.write_manifest({
+            "load_id": load_id, "sha256": result.sha256, "file_name": path.name,
+            "raw_path": str(raw_path), "instrument": inst.id, "version": inst.version,
+            "wave": wave, "dialect": export.dialect, "encoding": export.encoding,
+            "sheet": export.sheet, "rows_read": read, "rows_loaded": loaded,
+            "rows_quarantined": quarantined, "rows_flagged": flagged, "status": "loaded",
+            "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
+        })  # fmt: skip
+        result.status = "loaded"
+
+
+def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, load_id: int) -> int:
+    """Flags that need the whole file or wave: duplicates and speeders. Returns rows flagged."""
+    con = store.con
+    context = [f.code for f in inst.context_fields if f.context in ("teacher", "discipline")]
+    part = ", ".join(["coalesce(person_key, dup_key)", *context])
+    con.execute(
+        f"""
+        INSERT INTO qa_flags
+        SELECT load_id, response_id, source_row, 'duplicate',
+               'same respondent or identical answers as an earlier submission'
+        FROM (
+            SELECT load_id, response_id, source_row,
+                   row_number() OVER (PARTITION BY {part}
+                                      ORDER BY submitted_at NULLS LAST, response_id) AS k
+            FROM {table} WHERE wave = ? AND NOT excluded
+        ) WHERE k > 1 AND load_id = ?
+        """,
+        [wave, load_id],
+    )
+    con.execute(
+        f"""UPDATE {table} SET excluded = TRUE WHERE response_id IN (
+              SELECT response_id FROM qa_flags WHERE load_id = ? AND flag = 'duplicate')""",
+        [load_id],
+    )
+    con.execute(
+        f"""
+        INSERT INTO qa_flags
+        SELECT load_id, response_id, source_row, 'speeder',
+               'completed in ' || round(duration_s) || ' s, under half the median ('
+               || round(med) || ' s)'
+        FROM {table}, (SELECT median(duration_s) AS med FROM {table} WHERE load_id = ?)
+        WHERE load_id = ? AND duration_s IS NOT NULL AND duration_s < med / 2
+        """,
+        [load_id, load_id],
+    )
+    return int(
+        con.execute(
+            "SELECT count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?", [load_id]
+        ).fetchone()[0]
+    )

@@ -1,0 +1,322 @@
+"""The only writer of the DuckDB store: schema, manifest, one transaction per file.
+
+Tables (prefix = layer):
+
+``sys_loads``          the load manifest: one row per file ever seen
+``fct_<instrument>``   typed answers, one wide table per questionnaire (all versions;
+                       a code means the same question in every version)
+``fct_answer_counts``  load × wave × programme × (teacher × discipline) × item × answer → n,
+                       the sufficient statistic for every per-item indicator and rank test
+``fct_comments``       free-text answers (quality office only)
+``qa_quarantine``      rejected rows with their reasons and raw values (no e-mails/names)
+``qa_flags``           data-quality flags; nothing is deleted for a flag
+``dim_units``, ``dim_items``, ``dim_choices``   the declarations at load time
+
+A file is loaded in one transaction: its rows, counts, quarantine, flags and its
+manifest row, or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline import __version__
+from pipeline.errors import SapatError
+from pipeline.instruments import Catalog, Instrument, Role
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sys_loads (
+    load_id INTEGER PRIMARY KEY,
+    sha256 VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    raw_path VARCHAR,
+    instrument VARCHAR,
+    version VARCHAR,
+    wave VARCHAR,
+    dialect VARCHAR,
+    encoding VARCHAR,
+    sheet VARCHAR,
+    rows_read INTEGER NOT NULL,
+    rows_loaded INTEGER NOT NULL,
+    rows_quarantined INTEGER NOT NULL,
+    rows_flagged INTEGER NOT NULL DEFAULT 0,
+    status VARCHAR NOT NULL,
+    replaces INTEGER,
+    replaced_by INTEGER,
+    notes VARCHAR,
+    loaded_at TIMESTAMP NOT NULL,
+    tool_version VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS qa_quarantine (
+    load_id INTEGER NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    source_row INTEGER NOT NULL,
+    column_name VARCHAR,
+    check_name VARCHAR NOT NULL,
+    value VARCHAR,
+    reason VARCHAR NOT NULL,
+    raw JSON
+);
+CREATE TABLE IF NOT EXISTS qa_flags (
+    load_id INTEGER NOT NULL,
+    response_id BIGINT NOT NULL,
+    source_row INTEGER NOT NULL,
+    flag VARCHAR NOT NULL,
+    detail VARCHAR
+);
+CREATE TABLE IF NOT EXISTS fct_comments (
+    load_id INTEGER NOT NULL,
+    response_id BIGINT NOT NULL,
+    instrument VARCHAR NOT NULL,
+    wave VARCHAR NOT NULL,
+    programme VARCHAR,
+    unit VARCHAR,
+    item VARCHAR NOT NULL,
+    text VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fct_answer_counts (
+    load_id INTEGER NOT NULL,
+    instrument VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    wave VARCHAR NOT NULL,
+    programme VARCHAR,
+    unit VARCHAR,
+    level TINYINT,
+    teacher VARCHAR,
+    discipline VARCHAR,
+    item VARCHAR NOT NULL,
+    answer TINYINT NOT NULL,
+    n BIGINT NOT NULL
+);
+"""
+
+#: Columns every fct_<instrument> table has before its fields.
+BASE_COLUMNS = {
+    "response_id": "BIGINT",
+    "load_id": "INTEGER",
+    "source_row": "INTEGER",
+    "instrument": "VARCHAR",
+    "version": "VARCHAR",
+    "wave": "VARCHAR",
+    "programme": "VARCHAR",
+    "unit": "VARCHAR",
+    "submitted_at": "TIMESTAMP",
+    "duration_s": "DOUBLE",
+    "person_key": "VARCHAR",
+    "submission_key": "VARCHAR",
+    "dup_key": "VARCHAR",
+    "answered": "SMALLINT",
+    "excluded": "BOOLEAN",
+}
+
+
+def field_sql_type(inst: Instrument, f) -> str:
+    """DuckDB type of a field's column: TINYINT codes, SMALLINT numbers, VARCHAR codes."""
+    if f.role is Role.COMMENT:
+        raise ValueError("comments are stored in fct_comments")
+    if inst.scale_of(f) is not None:
+        return "TINYINT"
+    if f.base_type in ("integer",):
+        return "SMALLINT"
+    if f.base_type == "decimal":
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def response_id(load_id: int, source_row: int) -> int:
+    """Traceable id: the load and the file row it came from."""
+    return (int(load_id) << 32) | int(source_row)
+
+
+class Store:
+    """A DuckDB database file, opened for writing by the CLI (one writer)."""
+
+    def __init__(self, path: str | Path, *, raw_dir: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.raw_dir = Path(raw_dir) if raw_dir else self.path.parent.parent / "raw"
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise SapatError(
+                f"cannot open the database ({exc}); is another Sapat command writing to it?",
+                file=str(self.path),
+            ) from exc
+        self.con.execute(SCHEMA)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- reading
+    def load_of(self, sha256: str) -> dict | None:
+        """The manifest row of a file already loaded (status loaded), if any."""
+        row = self.con.execute(
+            "SELECT * FROM sys_loads WHERE sha256 = ? AND status = 'loaded' LIMIT 1", [sha256]
+        ).fetchdf()
+        return None if row.empty else row.iloc[0].to_dict()
+
+    def loads(self) -> pd.DataFrame:
+        return self.con.execute("SELECT * FROM sys_loads ORDER BY load_id").fetchdf()
+
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            ).fetchone()[0]
+        )
+
+    def next_load_id(self) -> int:
+        return int(
+            self.con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM sys_loads").fetchone()[0]
+        )
+
+    # ------------------------------------------------------------- raw files
+    def keep_raw(self, source: Path, instrument: str, wave: str, sha256: str) -> Path:
+        """Copy the file once to data/raw/<instrument>/<wave>/<sha256>.<ext>; never modified."""
+        ext = source.suffix.lower().lstrip(".") or "bin"
+        dest = self.raw_dir / instrument / wave / f"{sha256}.{ext}"
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(dest.suffix + ".part")
+            shutil.copyfile(source, tmp)
+            tmp.replace(dest)
+            dest.chmod(0o444)
+        return dest
+
+    # --------------------------------------------------------------- writing
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def ensure_fact_table(self, inst: Instrument) -> str:
+        """Create fct_<instrument>, or add the columns a new version brings."""
+        table = f"fct_{inst.id}"
+        cols = dict(BASE_COLUMNS)
+        for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME):
+            if f.context in ("programme", "unit"):
+                continue
+            cols[f.code] = field_sql_type(inst, f)
+        if not self.has_table(table):
+            body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+            self.con.execute(f"CREATE TABLE {table} ({body})")
+        else:
+            have = set(
+                self.con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                    [table],
+                ).fetchdf()["column_name"]
+            )
+            for c, t in cols.items():
+                if c not in have:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{c}" {t}')
+        return table
+
+    def insert(self, table: str, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        self.con.register("_chunk", frame)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _chunk")
+        finally:
+            self.con.unregister("_chunk")
+
+    def refresh_counts(self, inst: Instrument, load_id: int) -> None:
+        """Answer counts of one load (additive across loads; duplicates excluded)."""
+        table = f"fct_{inst.id}"
+        items = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME) if inst.scale_of(f)]
+        if not items:
+            return
+        teacher = "teacher" if inst.has("teacher") else "NULL"
+        discipline = "discipline" if inst.has("discipline") else "NULL"
+        level = "level" if inst.has("level") else "NULL"
+        cols = ", ".join(f'"{c}"' for c in items)
+        self.con.execute(
+            f"""
+            INSERT INTO fct_answer_counts
+            SELECT load_id, instrument, version, wave, programme, unit,
+                   {level}::TINYINT AS level, {teacher}::VARCHAR AS teacher,
+                   {discipline}::VARCHAR AS discipline, item, answer, count(*) AS n
+            FROM (
+                UNPIVOT (SELECT * FROM {table} WHERE load_id = ? AND NOT excluded)
+                ON {cols} INTO NAME item VALUE answer
+            )
+            GROUP BY ALL
+            """,
+            [load_id],
+        )
+
+    def write_manifest(self, row: dict) -> None:
+        row = {**row, "loaded_at": datetime.now(), "tool_version": __version__}
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.con.execute(f"INSERT INTO sys_loads ({cols}) VALUES ({marks})", list(row.values()))
+
+    def supersede(self, old_load_id: int, new_load_id: int, instrument: str) -> None:
+        """Take an earlier load's rows out (``--replace``); its manifest row stays."""
+        table = f"fct_{instrument}"
+        for t in (table, "fct_answer_counts", "fct_comments", "qa_flags"):
+            if self.has_table(t):
+                self.con.execute(f"DELETE FROM {t} WHERE load_id = ?", [old_load_id])
+        self.con.execute(
+            "UPDATE sys_loads SET status = 'replaced', replaced_by = ? WHERE load_id = ?",
+            [new_load_id, old_load_id],
+        )
+
+    def write_declarations(self, catalog: Catalog, units: pd.DataFrame) -> None:
+        """dim_units, dim_items, dim_choices as declared now (small; rewritten each load)."""
+        items, choices = [], []
+        for inst in catalog.all():
+            for f in inst.by_role(Role.ITEM, Role.OUTCOME, Role.CONTEXT):
+                scale = inst.scale_of(f)
+                items.append({
+                    "instrument": inst.id, "version": inst.version, "item": f.code,
+                    "role": f.role.value, "dimension": f.dimension, "reverse": f.reverse,
+                    "list_name": f.list_name, "scale_kind": scale.kind if scale else None,
+                    "positive_from": scale.positive_from if scale else None,
+                    "points": scale.points if scale else None,
+                    "label_ky": f.labels.get("ky"), "label_ru": f.labels.get("ru"),
+                    "label_en": f.labels.get("en"),
+                    "dimension_label_ky": inst.dimension_label(f.dimension, "ky") if f.dimension else None,
+                    "dimension_label_ru": inst.dimension_label(f.dimension, "ru") if f.dimension else None,
+                    "dimension_label_en": inst.dimension_label(f.dimension, "en") if f.dimension else None,
+                })  # fmt: skip
+                if scale:
+                    for c in scale.choices:
+                        choices.append({
+                            "instrument": inst.id, "version": inst.version, "item": f.code,
+                            "code": c.code, "name": c.name, "label_ky": c.labels.get("ky"),
+                            "label_ru": c.labels.get("ru"), "label_en": c.labels.get("en"),
+                        })  # fmt: skip
+        for name, frame in (
+            ("dim_items", pd.DataFrame(items)),
+            ("dim_choices", pd.DataFrame(choices)),
+            ("dim_units", units),
+        ):
+            self.con.register("_dim", frame)
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dim")
+            self.con.unregister("_dim")
+
+
+def quarantine_json(raw: dict) -> str:
+    return json.dumps(raw, ensure_ascii=False, default=str)
