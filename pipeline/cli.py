@@ -286,6 +286,195 @@ def org_show(
     console.print(tree)
 
 
+# ---------------------------------------------------------------- ingest
+def _db_option() -> Path:
+    return settings().db_path
+
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="The database file (default data/processed/sapat.duckdb, or "
+                 "SAPAT_DB)."),
+]  # fmt: skip
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_result(r) -> None:
+    colour = {"loaded": "green", "duplicate": "yellow", "rejected": "red"}[r.status]
+    head = f"[{colour}]{r.status}[/] {r.file}"
+    if r.instrument:
+        head += f"  ({r.instrument} {r.version or ''}, {r.wave}, {r.dialect or '?'})"
+    console.print(head)
+    if r.status == "loaded":
+        console.print(f"    {r.rows_read:,} rows read: {r.rows_loaded:,} loaded, "
+                      f"{r.rows_quarantined:,} set aside in quarantine, "
+                      f"{r.rows_flagged:,} flagged for a look")  # fmt: skip
+    for note in r.notes:
+        console.print(f"    [dim]{note}[/]")
+    shown = r.errors if r.status == "rejected" else r.errors[:5]
+    for e in shown:
+        if "message" in e:
+            where = ", ".join(f"{k} {e[k]}" for k in ("row", "column") if e.get(k) is not None)
+            text = e["message"] + (f" (expected {e['expected']})" if e.get("expected") else "")
+            console.print(f"    [red]✗[/] {where + ': ' if where else ''}{text}")
+        else:
+            console.print(f"    [yellow]•[/] row {e['row']}, column {e['column']!r}: "
+                          f"{e['reason']} (found {e['value']!r})")  # fmt: skip
+    if r.status == "loaded" and len(r.errors) > 5:
+        console.print(f"    … and more: sapat quarantine --file {r.sha256[:12]}")
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Export files (CSV or XLSX) to load.")],
+    instrument: Annotated[
+        str | None, typer.Option(help="The questionnaire (default: recognised from the columns).")
+    ] = None,
+    wave: Annotated[
+        str | None,
+        typer.Option(help="Academic year YYYY-YYYY (default: from the file's folder or dates)."),
+    ] = None,
+    export_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Export format if not recognised: google_forms, ms_forms, kobo, "
+            "limesurvey, surveymonkey, qualtrics, plain.",
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file matching columns to item codes, for exports with other headings."
+        ),
+    ] = None,
+    sheet: Annotated[
+        str | None, typer.Option(help="XLSX sheet to read (default: the first).")
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Reject a whole file if any row fails, instead of setting rows aside."),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="This is a newer export of a survey already loaded: replace the earlier file."
+        ),
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load survey export files into the database, checking every answer.
+
+    Rows that fail a check are set aside in quarantine with the reason (see
+    `sapat quarantine`); the rest load. Each file loads completely or not at all, and
+    loading the same file twice does nothing. Exit code 0 when every file loaded or was
+    already loaded, 1 when any was rejected, 2 for a usage error.
+    """
+    from pipeline.ingest import ingest_file
+    from pipeline.instruments import default_catalog
+    from pipeline.mapping import read_mapping_file
+    from pipeline.pseudonym import load_key
+    from pipeline.readers import DIALECT_NAMES
+    from pipeline.registry import default_registry
+    from pipeline.store import Store
+
+    with friendly_errors():
+        if wave:
+            _parse_waves(wave)
+        if export_format and export_format not in DIALECT_NAMES:
+            raise UsageError(f"unknown --format {export_format!r}",
+                             expected=", ".join(DIALECT_NAMES))  # fmt: skip
+        catalog, registry = default_catalog(), default_registry()
+        if instrument and instrument not in catalog.versions:
+            raise UsageError(f"unknown questionnaire {instrument!r}",
+                             expected=", ".join(catalog.versions))  # fmt: skip
+        explicit = read_mapping_file(mapping) if mapping else None
+        key = load_key()
+        results = []
+        with (
+            Store(db or _db_option(), raw_dir=None if db else settings().raw_dir) as store,
+            progress_bar() as update,
+        ):
+            for f in files:
+                r = ingest_file(f, store, catalog, registry, key=key, instrument=instrument,
+                                wave=wave, dialect=export_format, mapping=explicit,
+                                sheet=sheet, strict=strict, replace=replace,
+                                progress=update)  # fmt: skip
+                results.append(r)
+                if not as_json:
+                    _print_result(r)
+    if as_json:
+        keys = ("file", "sha256", "status", "instrument", "version", "wave", "dialect",
+                "encoding", "rows_read", "rows_loaded", "rows_quarantined", "rows_flagged",
+                "errors", "notes")  # fmt: skip
+        for r in results:
+            print(json.dumps({k: r.as_dict()[k] for k in keys}, ensure_ascii=False))
+    else:
+        done = sum(r.status != "rejected" for r in results)
+        console.print(f"[bold]{done} of {len(results)} files loaded or already loaded.[/]")
+    if any(r.status == "rejected" for r in results):
+        raise typer.Exit(1)
+
+
+def _read_only(db: Path | None):
+    import duckdb
+
+    path = db or _db_option()
+    if not Path(path).exists():
+        raise UsageError("there is no database yet: load files with `sapat ingest` first",
+                         file=str(path))  # fmt: skip
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _show(frame, title: str, as_json: bool) -> None:
+    if as_json:
+        print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+        return
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+@app.command()
+def quarantine(
+    wave: Annotated[str | None, typer.Option(help="Only this wave.")] = None,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Only this file (its sha256, or the start of it).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 200,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the rows set aside during loading, with the reason for each."""
+    with friendly_errors():
+        con = _read_only(db)
+        sql = """SELECT l.file_name AS file, q.source_row AS row, q.column_name AS column,
+                        q.check_name AS check, q.value, q.reason, l.wave, q.sha256
+                 FROM qa_quarantine q JOIN sys_loads l USING (load_id)
+                 WHERE (? IS NULL OR l.wave = ?) AND (? IS NULL OR q.sha256 LIKE ? || '%')
+                 ORDER BY l.load_id, q.source_row LIMIT ?"""
+        frame = con.execute(sql, [wave, wave, file, file, limit]).fetchdf()
+    _show(frame if as_json else frame.drop(columns=["sha256"]), "Rows in quarantine", as_json)
+
+
+@app.command()
+def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List every file loaded: when, what, how many rows loaded and set aside."""
+    with friendly_errors():
+        con = _read_only(db)
+        frame = con.execute(
+            """SELECT load_id, file_name, instrument, version, wave, dialect, encoding,
+                      rows_read, rows_loaded, rows_quarantined, rows_flagged, status,
+                      strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at, sha256
+               FROM sys_loads ORDER BY load_id"""
+        ).fetchdf()
+    _show(frame if as_json else frame.drop(columns=["sha256", "encoding"]), "Loads", as_json)
+
+
 # ------------------------------------------------------------------ demo
 @app.command()
 def demo(
@@ -294,14 +483,23 @@ def demo(
     ] = PROJECT_DIR / "data",
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic survey.")] = 2026,
 ) -> None:
-    """Run the whole job on synthetic data: generate three waves of survey exports.
+    """Run the whole job on synthetic data: generate three waves of survey exports, then
+    load them into the database.
 
-    Later steps (ingest, indicators, dashboard, review pack) are added here as they land.
+    Later steps (indicators, dashboard, review pack) are added here as they land.
     """
     exports = data_dir / "exports"
+    db = data_dir / "processed" / "sapat.duckdb"
     console.print(f"[bold]1.[/] Generating three waves of synthetic exports into {exports}")
     synth(exports, seed=seed)
-    console.print("[bold green]Done.[/]")
+    console.print(f"[bold]2.[/] Loading them into {db}")
+    files = sorted(p for p in exports.rglob("*") if p.suffix in (".csv", ".xlsx"))
+    try:
+        ingest(files, db=db)
+    except typer.Exit as exc:
+        if exc.exit_code:
+            raise
+    console.print("[bold green]Done.[/] See `sapat loads` and `sapat quarantine`.")
 
 
 def run() -> None:  # pragma: no cover - entry point
