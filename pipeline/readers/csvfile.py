@@ -1,0 +1,375 @@
+"""CSV exports: delimiter, header rows and streamed chunks of strings.
+
+The layout (delimiter, dialect, header, where the data start) is read from a sample
+at the start of the file with :mod:`csv`; the data are then streamed from that byte
+offset with pandas' C parser in chunks (``dtype=object``: strings, empty → missing),
+which measured faster than ``pyarrow.csv.open_csv`` plus conversion and uses less
+memory. Memory is bounded by the chunk size, not the file size.
+
+Row numbers are spreadsheet rows: one per CSV record, so a quoted cell holding line
+breaks still counts as one row, and blank lines count (as a spreadsheet shows them)
+but yield no data row. Rows whose cells are all empty are dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputFileError
+from pipeline.readers.dialects import (
+    Dialect,
+    detect_dialect,
+    header_row_count,
+    parse_dialect,
+)
+from pipeline.readers.encoding import TextScan
+from pipeline.readers.headers import SOURCE_ROW, Header, column_letter, flatten_header
+
+#: Delimiters tried, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t")
+#: Bytes first read to find the layout; grown up to MAX_SAMPLE_BYTES for huge headers.
+SAMPLE_BYTES = 1 << 18
+MAX_SAMPLE_BYTES = 1 << 25
+#: Records looked at when choosing the delimiter.
+SNIFF_RECORDS = 200
+#: Rows looked at to detect the dialect.
+DIALECT_ROWS = 3
+
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+_TOO_MANY = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where things are in a CSV export.
+
+    Attributes
+    ----------
+    delimiter
+        ``,``, ``;`` or tab.
+    dialect
+        The export dialect.
+    header
+        Flattened column names (and Qualtrics labels/ids).
+    header_rows
+        Spreadsheet rows before the first data row (header rows plus any blank
+        rows above the header).
+    data_offset
+        Byte offset where the first data record starts.
+    """
+
+    delimiter: str
+    dialect: Dialect
+    header: Header
+    header_rows: int
+    data_offset: int
+
+
+class _CountedLines:
+    """Lines of ``text`` for :func:`csv.reader`, counting the characters handed out."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = io.StringIO(text, newline="")
+        self.chars = 0
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._lines.readline()
+        if not line:
+            raise StopIteration
+        self.chars += len(line)
+        return line
+
+
+def _is_blank(record: Sequence[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+def parse_records(
+    text: str, delimiter: str, *, complete: bool, limit: int | None = None
+) -> tuple[list[list[str]], list[int]]:
+    """CSV records of ``text`` and the character offset where each one ends.
+
+    When ``complete`` is false the text is a prefix of the file and its last record,
+    which may be cut short, is left out. Raises :class:`csv.Error`.
+    """
+    lines = _CountedLines(text)
+    records: list[list[str]] = []
+    ends: list[int] = []
+    for record in csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True):
+        records.append(record)
+        ends.append(lines.chars)
+        if limit is not None and len(records) > limit:
+            return records[:limit], ends[:limit]
+    if not complete and records:
+        records.pop()
+        ends.pop()
+    return records, ends
+
+
+def sniff_delimiter(text: str, *, complete: bool = True) -> str:
+    """The delimiter among ``,`` ``;`` tab that splits ``text`` most consistently.
+
+    Scores each candidate on the first :data:`SNIFF_RECORDS` non-blank records: the
+    header must have two or more fields; then the share of records with as many fields
+    as the header wins (records with more count against it), then the wider header.
+    A single-column file gets ``,``.
+    """
+    best, best_key = ",", None
+    for delimiter in DELIMITERS:
+        try:
+            records, _ = parse_records(text, delimiter, complete=complete, limit=SNIFF_RECORDS)
+        except csv.Error:
+            continue
+        widths = [len(r) for r in records if not _is_blank(r)]
+        if not widths or widths[0] < 2:
+            continue
+        head, rest = widths[0], widths[1:]
+        same = sum(w == head for w in rest) / len(rest) if rest else 1.0
+        over = sum(w > head for w in rest) / len(rest) if rest else 0.0
+        key = (same - over, head)
+        if best_key is None or key > best_key:
+            best, best_key = delimiter, key
+    return best
+
+
+def _read_sample(path: Path, scan: TextScan, size: int) -> tuple[str, bool]:
+    with open(path, "rb") as handle:
+        handle.seek(scan.bom_length)
+        raw = handle.read(size)
+    complete = scan.bom_length + len(raw) >= scan.size
+    text = codecs.getincrementaldecoder(scan.codec)("strict").decode(raw, final=complete)
+    return text, complete
+
+
+def ragged_row_error(
+    file: str, row: int, fields: int, width: int, delimiter: str | None
+) -> InputFileError:
+    """The error for a row with more fields than the header has columns."""
+    how = (
+        f" A value may hold the {_DELIMITER_NAMES.get(delimiter, repr(delimiter))} "
+        "delimiter without quotes, or cells were pasted beyond the last column."
+        if delimiter
+        else " Cells were filled in beyond the last column."
+    )
+    return InputFileError(
+        f"Row {row} has {fields} fields but the header has {width} columns.{how} "
+        "Fix or remove that row and export again.",
+        file=file,
+        row=row,
+        column=column_letter(width),
+        expected=f"at most {width} fields per row, as many as header columns",
+    )
+
+
+def header_only_error(file: str, header_rows: int) -> InputFileError:
+    """The error for an export with a header but no responses."""
+    return InputFileError(
+        f"The file has a header ({header_rows} row(s)) but no responses below it. "
+        "Check that the survey has answers and export again.",
+        file=file,
+        row=header_rows + 1,
+        expected="at least one data row below the header",
+    )
+
+
+def read_csv_layout(
+    path: Path, scan: TextScan, *, dialect: str | None = None, file: str
+) -> CsvLayout:
+    """Find the delimiter, dialect, header and start of data of a CSV export.
+
+    Raises
+    ------
+    InputFileError
+        No text; header only; a row in the sample with more fields than the header;
+        duplicate column names; a header longer than :data:`MAX_SAMPLE_BYTES`.
+    """
+    size = SAMPLE_BYTES
+    while True:
+        text, complete = _read_sample(path, scan, size)
+        if complete and not text.strip():
+            raise InputFileError(
+                "The file holds no text (only a byte-order mark or blank space). "
+                "Download the export again.",
+                file=file,
+                expected="a header row and responses",
+            )
+        delimiter = sniff_delimiter(text, complete=complete)
+        try:
+            records, ends = parse_records(text, delimiter, complete=complete)
+        except csv.Error as exc:
+            raise InputFileError(
+                f"The file cannot be read as CSV near its start ({exc}); a quoted value "
+                "may never be closed. Download the export again.",
+                file=file,
+                expected="CSV text with balanced quotes",
+            ) from None
+        lead = 0
+        while lead < len(records) and _is_blank(records[lead]):
+            lead += 1
+        if complete or len(records) > lead + DIALECT_ROWS:
+            break
+        if size >= MAX_SAMPLE_BYTES:
+            raise InputFileError(
+                f"The first rows of the file are longer than {MAX_SAMPLE_BYTES >> 20} MB; "
+                "this does not look like a survey export.",
+                file=file,
+                expected="a CSV survey export",
+            )
+        size *= 4
+
+    candidates = records[lead : lead + DIALECT_ROWS]
+    if not candidates:
+        raise InputFileError(
+            "The file has only blank rows, no header.",
+            file=file,
+            expected="a header row and responses",
+        )
+    kind = parse_dialect(dialect, file=file) if dialect else detect_dialect(candidates)
+    n_header = header_row_count(kind, candidates)
+    if len(candidates) < n_header:
+        raise header_only_error(file, lead + len(candidates))
+    header_records = candidates[:n_header]
+    header_rows = lead + n_header
+    width = max(len(r) for r in header_records)
+    header = flatten_header(header_records, kind, width=width, file=file, row=lead + 1)
+
+    data = records[header_rows:]
+    for i, record in enumerate(data):
+        if len(record) > width:
+            raise ragged_row_error(file, header_rows + i + 1, len(record), width, delimiter)
+    if complete and all(all(cell == "" for cell in record) for record in data):
+        raise header_only_error(file, header_rows)
+    data_offset = scan.bom_length + len(text[: ends[header_rows - 1]].encode(scan.codec))
+    return CsvLayout(delimiter, kind, header, header_rows, data_offset)
+
+
+def _parser_error(exc: Exception, layout: CsvLayout, file: str) -> InputFileError:
+    message = str(exc)
+    width = len(layout.header.columns)
+    if match := _TOO_MANY.search(message):
+        row = layout.header_rows + int(match.group(2))
+        return ragged_row_error(file, row, int(match.group(3)), width, layout.delimiter)
+    if match := _OPEN_QUOTE.search(message):
+        row = layout.header_rows + int(match.group(1)) + 1
+        return InputFileError(
+            f"A quoted value starting at row {row} is never closed, so the rest of the "
+            "file reads as one cell; the file may be truncated. Download it again.",
+            file=file,
+            row=row,
+            expected='a closing double quote (")',
+        )
+    if isinstance(exc, pd.errors.ParserWarning):
+        row = layout.header_rows + 1
+        return ragged_row_error(file, row, width + 1, width, layout.delimiter)
+    return InputFileError(
+        f"The file cannot be parsed as CSV: {message.strip()}",
+        file=file,
+        expected="well-formed CSV",
+    )
+
+
+def _without_blank_rows(chunk: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    first_missing = chunk.iloc[:, 0].isna().to_numpy()
+    if not first_missing.any():
+        return chunk, rows
+    blank = np.zeros(len(chunk), dtype=bool)
+    blank[first_missing] = chunk.loc[first_missing].isna().all(axis=1).to_numpy()
+    if not blank.any():
+        return chunk, rows
+    keep = ~blank
+    return chunk.loc[keep].reset_index(drop=True), rows[keep]
+
+
+def _csv_reader(handle, layout: CsvLayout, codec: str, chunk_rows: int):
+    return pd.read_csv(
+        handle,
+        sep=layout.delimiter,
+        header=None,
+        names=list(range(len(layout.header.columns))),
+        index_col=False,
+        dtype=object,
+        keep_default_na=False,
+        na_values=[""],
+        skip_blank_lines=False,
+        quotechar='"',
+        doublequote=True,
+        encoding=codec,
+        encoding_errors="strict",
+        chunksize=chunk_rows,
+        engine="c",
+    )
+
+
+def _read_chunks(
+    path: Path, scan: TextScan, layout: CsvLayout, chunk_rows: int, file: str
+) -> Iterator[pd.DataFrame]:
+    """Raw chunks from pandas, its errors turned into InputFileError."""
+    with open(path, "rb") as handle:
+        handle.seek(layout.data_offset)
+        reader = None
+        while True:
+            # ParserWarning: pandas would drop the extra fields of a long first row
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                try:
+                    if reader is None:
+                        reader = _csv_reader(handle, layout, scan.codec, chunk_rows)
+                    chunk = next(reader)
+                except (StopIteration, pd.errors.EmptyDataError):
+                    return
+                except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+                    raise _parser_error(exc, layout, file) from None
+                except UnicodeDecodeError as exc:
+                    raise InputFileError(
+                        f"The file changed or is damaged: a byte cannot be decoded as "
+                        f"{scan.encoding} ({exc.reason}).",
+                        file=file,
+                        expected=f"{scan.encoding} text",
+                    ) from None
+            yield chunk
+
+
+def iter_csv_chunks(
+    path: Path, scan: TextScan, layout: CsvLayout, *, chunk_rows: int, file: str
+) -> Iterator[pd.DataFrame]:
+    """Stream the data rows of a CSV export as DataFrames of strings.
+
+    Each chunk has ``source_row`` (int64, spreadsheet row) then the columns of
+    ``layout.header``, as object columns holding ``str`` or missing (NaN).
+
+    Raises
+    ------
+    InputFileError
+        A row with more fields than the header; an unclosed quote; no data rows.
+    """
+    columns = layout.header.columns
+    first_row = layout.header_rows + 1
+    records = 0
+    yielded = 0
+    if layout.data_offset < scan.size:
+        for chunk in _read_chunks(path, scan, layout, chunk_rows, file):
+            n = len(chunk)
+            rows = np.arange(first_row + records, first_row + records + n, dtype=np.int64)
+            records += n
+            chunk.columns = columns
+            chunk, rows = _without_blank_rows(chunk, rows)
+            if len(chunk):
+                chunk.insert(0, SOURCE_ROW, rows)
+                yielded += len(chunk)
+                yield chunk
+    if not yielded:
+        raise header_only_error(file, layout.header_rows)
