@@ -475,6 +475,190 @@ def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
     _show(frame if as_json else frame.drop(columns=["sha256", "encoding"]), "Loads", as_json)
 
 
+# ------------------------------------------------------------ indicators
+LEVEL_NAMES = ("university", "faculty", "department", "programme", "teacher")
+
+
+def _write_output(frame, fmt: str, out: Path | None, title: str) -> None:
+    if fmt == "table" and out is None:
+        shown = frame.copy()
+        for c in shown.select_dtypes("number").columns:
+            shown[c] = shown[c].map(lambda v: "" if v != v else f"{v:.4g}")
+        _show(shown, title, False)
+        return
+    if fmt == "csv":
+        text = frame.to_csv(index=False)
+    elif fmt == "json":
+        text = frame.to_json(orient="records", force_ascii=False, date_format="iso")
+    else:
+        raise UsageError(f"unknown --format {fmt!r}", expected="table, csv or json")
+    if out:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {len(frame):,} rows to {out}")
+    else:
+        print(text)
+
+
+@app.command()
+def indicators(
+    wave: Annotated[str | None, typer.Option(help="Only this wave (YYYY-YYYY).")] = None,
+    instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
+    level: Annotated[
+        str, typer.Option(help="university, faculty, department, programme or teacher.")
+    ] = "faculty",
+    item: Annotated[str | None, typer.Option(help="Only this item code.")] = None,
+    dimension: Annotated[
+        str | None, typer.Option(help="Show dimension scores for this dimension instead of items.")
+    ] = None,
+    outcomes: Annotated[
+        bool, typer.Option(help="Show graduates' and employers' outcome indicators (employment…).")
+    ] = False,
+    recompute_all: Annotated[
+        bool, typer.Option("--all", help="Recompute everything, not only what new loads touched.")
+    ] = False,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Compute the satisfaction indicators and show them, small groups hidden.
+
+    Recomputes what new loads touched (everything with --all): n, mean, SD, median, %
+    positive with its confidence interval, response rate, reliability; dimension scores;
+    Cronbach's alpha; tests of change, benchmarks and trends. Then shows one level.
+    Cells with fewer respondents than the privacy threshold are never shown.
+    """
+    import duckdb
+
+    from pipeline.gate import gate_units
+    from pipeline.indicators import compute, unit_tables
+    from pipeline.instruments import default_catalog
+    from pipeline.registry import default_registry
+
+    with friendly_errors():
+        if level not in LEVEL_NAMES:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
+        if item and dimension:
+            raise UsageError("give --item or --dimension, not both")
+        if wave:
+            _parse_waves(wave)
+        path = db or _db_option()
+        _read_only(path).close()
+        reg, cat = default_registry(), default_catalog()
+        with duckdb.connect(str(path)) as con, progress_bar() as update:
+            done = compute(con, reg, cat, full=recompute_all, progress=update)
+            if len(done):
+                err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
+            table = ("ind_outcomes" if outcomes else "ind_dimensions" if dimension
+                     else "ind_items")  # fmt: skip
+            frame = con.execute(f"SELECT * FROM {table}").fetchdf()
+        s = settings()
+        _, parent = unit_tables(reg)
+        frame = gate_units(frame, table, parent, s.min_n)
+        keep = frame["level"] == level
+        if wave:
+            keep &= frame["wave"] == wave
+        if instrument:
+            keep &= frame["instrument"] == instrument
+        if item:
+            keep &= frame["item"] == item
+        if dimension:
+            keep &= frame["dimension"] == dimension
+        frame = frame[keep].sort_values(
+            [
+                c
+                for c in ("instrument", "wave", "unit", "item", "dimension", "measure")
+                if c in frame
+            ]
+        )
+        if output_format == "table" and out is None:
+            cols = [c for c in ("instrument", "wave", "unit", "item", "dimension", "measure", "n",
+                                "mean", "pct_positive", "pct_positive_ci_low",
+                                "pct_positive_ci_high", "value", "ci_low", "ci_high",
+                                "response_rate", "indicative_only", "suppressed")
+                    if c in frame]  # fmt: skip
+            frame = frame[cols]
+        _write_output(frame, output_format, out, f"Indicators: {level}")
+
+
+@app.command()
+def changes(
+    wave: Annotated[str, typer.Option(help="The wave to look at (YYYY-YYYY).")],
+    vs: Annotated[
+        str | None, typer.Option(help="Compare with this wave (default: the one before).")
+    ] = None,
+    level: Annotated[
+        str, typer.Option(help="university, faculty, department, programme or teacher.")
+    ] = "faculty",
+    instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level after Holm correction within each family.")
+    ] = 0.05,
+    show_all: Annotated[
+        bool, typer.Option("--show-all", help="List every comparison, not only significant ones.")
+    ] = False,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    db: DbOption = None,
+) -> None:
+    """List the significant changes between two waves, largest effect first.
+
+    Two-proportion test on % positive (effect size Cohen's h) and Mann-Whitney on the
+    whole answer distribution, corrected for testing many units at once (Holm). Only
+    items worded the same in both waves are compared.
+    """
+    from pipeline.gate import gate_comparisons
+    from pipeline.indicators import Computer
+    from pipeline.inference import wave_change
+    from pipeline.instruments import default_catalog
+    from pipeline.registry import default_registry
+
+    with friendly_errors():
+        if level not in LEVEL_NAMES:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
+        _parse_waves(wave if vs is None else f"{wave},{vs}")
+        reg, cat = default_registry(), default_catalog()
+        con = _read_only(db)
+        loaded = con.execute(
+            "SELECT DISTINCT instrument, wave FROM sys_loads WHERE status = 'loaded'"
+        ).fetchdf()
+        comp = Computer(con, reg, cat)
+        parts = []
+        for inst_id in sorted(loaded["instrument"].unique()):
+            if instrument and inst_id != instrument:
+                continue
+            waves = sorted(loaded.loc[loaded["instrument"] == inst_id, "wave"])
+            if wave not in waves:
+                continue
+            base = vs or (waves[waves.index(wave) - 1] if waves.index(wave) > 0 else None)
+            if base is None or base not in waves:
+                continue
+            a, b = cat.for_wave(inst_id, base), cat.for_wave(inst_id, wave)
+            items = [f.code for f in b.items if cat.comparable(inst_id, f.code, a.version,
+                                                                b.version)]  # fmt: skip
+            counts = comp.counts(inst_id, [base, wave])
+            counts = counts[(counts["level"] == level) & counts["item"].isin(items)]
+            if counts.empty:
+                continue
+            parts.append(wave_change(counts, by=["instrument", "level", "unit", "item"],
+                                     wave_col="wave", wave_from=base, wave_to=wave,
+                                     family=["instrument", "level", "item"]))  # fmt: skip
+        if not parts:
+            raise UsageError(f"nothing to compare for wave {wave}: it needs an earlier wave "
+                             "of the same questionnaire", expected="--vs YYYY-YYYY")  # fmt: skip
+        import pandas as pd
+
+        frame = gate_comparisons(pd.concat(parts, ignore_index=True), settings().min_n)
+        if not show_all:
+            frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < alpha]
+        frame = frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs()).sort_values(
+            "_size", ascending=False).drop(columns="_size")  # fmt: skip
+        if output_format == "table" and out is None:
+            frame = frame[["instrument", "unit", "item", "test", "wave_from", "wave_to",
+                           "n_from", "n_to", "share_from", "share_to", "p_adjusted",
+                           "effect_size", "effect_size_kind"]]  # fmt: skip
+        _write_output(frame, output_format, out, f"Changes {wave} ({level})")
+
+
 # ------------------------------------------------------------------ demo
 @app.command()
 def demo(
@@ -483,10 +667,10 @@ def demo(
     ] = PROJECT_DIR / "data",
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic survey.")] = 2026,
 ) -> None:
-    """Run the whole job on synthetic data: generate three waves of survey exports, then
-    load them into the database.
+    """Run the whole job on synthetic data: generate three waves of survey exports, load
+    them into the database, compute the indicators and list significant changes.
 
-    Later steps (indicators, dashboard, review pack) are added here as they land.
+    Later steps (dashboard, review pack) are added here as they land.
     """
     exports = data_dir / "exports"
     db = data_dir / "processed" / "sapat.duckdb"
@@ -499,7 +683,14 @@ def demo(
     except typer.Exit as exc:
         if exc.exit_code:
             raise
-    console.print("[bold green]Done.[/] See `sapat loads` and `sapat quarantine`.")
+    console.print("[bold]3.[/] Computing indicators and tests")
+    indicators(level="faculty", instrument="student_experience", item="se_overall", db=db)
+    last = sorted({p.parent.name for p in files})[-1]
+    console.print(f"[bold]4.[/] Significant changes in {last}")
+    changes(wave=last, level="faculty", db=db)
+    console.print(
+        "[bold green]Done.[/] Next: `sapat loads`, `sapat quarantine`, `sapat indicators --help`."
+    )
 
 
 def run() -> None:  # pragma: no cover - entry point
