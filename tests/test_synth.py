@@ -155,7 +155,7 @@ def test_cronbach_alpha_in_realistic_range(generated):
         for wave in truth["waves"]:
             frame = _decoded(out, truth, instrument, wave)
             inst = CAT.for_wave(instrument, wave)
-            items = [f.code for f in inst.items if f.dimension != "dormitory"]
+            items = [f.code for f in inst.items]
             alpha, n = _alpha(frame[items])
             assert n >= 30, (instrument, wave, n)
             assert 0.75 <= alpha <= 0.92, f"{instrument} {wave}: alpha {alpha:.3f} (n={n})"

@@ -57,7 +57,7 @@ POPULATION = {
 }  # fmt: skip
 #: Planted effects, in % positive points and latent offsets.
 PLANTED_CHANGE_POINTS = 15.0
-UNIT_OFFSET = 0.45
+UNIT_OFFSET = 0.6
 TEACHER_OFFSETS = (-0.9, -0.9, 0.7)
 MISSING_RATE = 0.03
 NA_RATE = 0.04
@@ -117,11 +117,13 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
         plan.rates[instrument] = _faculty_rates(seed, instrument, facs)
     # the two largest faculties carry wave changes; the next two differ from the rest
     change_units, high, low = faculties[:2], faculties[2], faculties[3]
+    # units carrying planted effects get enough respondents for the effects to be testable
     for inst in ("student_experience", "teaching_evaluation", "staff"):
         for f in plan.rates[inst]:
-            plan.rates[inst][f] = (
-                max(plan.rates[inst][f], 0.45) if f in change_units else (plan.rates[inst][f])
-            )
+            if f in change_units:
+                plan.rates[inst][f] = max(plan.rates[inst][f], 0.45)
+            elif f in (high, low):
+                plan.rates[inst][f] = max(plan.rates[inst][f], 0.40)
     plan.faculty_offset = {high: UNIT_OFFSET, low: -UNIT_OFFSET}
     for inst in ("student_experience", "staff"):
         for unit, off in plan.faculty_offset.items():

@@ -23,7 +23,7 @@ from scipy.special import ndtr, ndtri
 CUTS = np.array([-1.45, -0.55, 0.30, 1.35])
 #: Loading of a dimension factor on the general factor; short questionnaires get a
 #: stronger general factor so that their alpha lands in the same realistic range.
-DIMENSION_LOADING = 0.75
+DIMENSION_LOADING = 0.62
 DIMENSION_LOADING_SHORT = 0.83
 SHORT_QUESTIONNAIRE = 20
 
