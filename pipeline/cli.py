@@ -516,6 +516,21 @@ def indicators(
     recompute_all: Annotated[
         bool, typer.Option("--all", help="Recompute everything, not only what new loads touched.")
     ] = False,
+    confidence: Annotated[
+        float | None,
+        typer.Option(help="Confidence level of the intervals (default 0.95; QILT uses 0.90)."),
+    ] = None,
+    ci_method: Annotated[
+        str,
+        typer.Option(
+            help="Interval for % positive: wilson, agresti_coull, clopper_pearson, svy_logit, "
+            "svy_beta."
+        ),
+    ] = "wilson",
+    adjust: Annotated[
+        str,
+        typer.Option(help="Correction for many tests at once: holm or bh (Benjamini-Hochberg)."),
+    ] = "holm",
     output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
     db: DbOption = None,
@@ -529,8 +544,9 @@ def indicators(
     """
     import duckdb
 
+    from pipeline.estimators import CIMethod
     from pipeline.gate import gate_units
-    from pipeline.indicators import compute, unit_tables
+    from pipeline.indicators import Options, compute, unit_tables
     from pipeline.instruments import default_catalog
     from pipeline.registry import default_registry
 
@@ -539,13 +555,23 @@ def indicators(
             raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
         if item and dimension:
             raise UsageError("give --item or --dimension, not both")
+        if ci_method not in {m.value for m in CIMethod}:
+            raise UsageError(f"unknown --ci-method {ci_method!r}",
+                             expected=", ".join(m.value for m in CIMethod))  # fmt: skip
+        if adjust not in ("holm", "bh"):
+            raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
+        conf = confidence if confidence is not None else settings().confidence
+        if not 0.5 <= conf < 1:
+            raise UsageError("--confidence must be between 0.5 and 1", value=conf)
+        options = Options(confidence=conf, ci_method=ci_method, adjust=adjust)
         if wave:
             _parse_waves(wave)
         path = db or _db_option()
         _read_only(path).close()
         reg, cat = default_registry(), default_catalog()
         with duckdb.connect(str(path)) as con, progress_bar() as update:
-            done = compute(con, reg, cat, full=recompute_all, progress=update)
+            done = compute(con, reg, cat, full=recompute_all, options=options,
+                           progress=update)  # fmt: skip
             if len(done):
                 err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
             table = ("ind_outcomes" if outcomes else "ind_dimensions" if dimension

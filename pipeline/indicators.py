@@ -42,7 +42,7 @@ UNIVERSITY = "university"
 #: Tables written here, with the keys a recompute replaces.
 TABLES = ("ind_items", "ind_dimensions", "ind_outcomes", "ind_reliability", "ind_item_total",
           "ind_changes", "ind_benchmark", "ind_kruskal", "ind_dunn", "ind_trends",
-          "ind_drivers", "ind_response")  # fmt: skip
+          "ind_drivers", "ind_response", "ind_weighted")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -350,6 +350,40 @@ class Computer:
         out["instrument"], out["wave"] = inst.id, wave
         return out
 
+    def weighted(self, inst: Instrument, wave: str, wide: pd.DataFrame) -> pd.DataFrame:
+        """University-level estimates post-stratified to headcounts by faculty × level.
+
+        Cells with a headcount but no respondent cannot be weighted up and are left out
+        (``population`` then shows the headcount the estimate stands for).
+        """
+        from pipeline.weighting import weighted_estimates
+
+        if inst.id not in ("student_experience", "graduate"):
+            return pd.DataFrame()
+        level_of = dict(zip(self.reg.programmes["code"], self.reg.programmes["level"],
+                            strict=True))  # fmt: skip
+        resp = wide.assign(level=wide["programme"].map(level_of)).dropna(
+            subset=["faculty", "level"]
+        )
+        h = self.reg.headcounts
+        h = h[(h["wave"] == wave) & (h["population"] == POPULATION[inst.id])]
+        h = h.assign(faculty=h["unit_code"].map(self.reg.faculty_of))
+        heads = h.groupby(["faculty", "level"], as_index=False)["headcount"].sum()
+        present = resp[["faculty", "level"]].drop_duplicates()
+        heads = heads.merge(present, on=["faculty", "level"])
+        heads["headcount"] = heads["headcount"].astype(float)
+        resp = resp.merge(heads[["faculty", "level"]], on=["faculty", "level"])
+        items = [f.code for f in inst.items]
+        x = resp[items].where(resp[items] >= 1)
+        frame = pd.concat([resp[["faculty", "level"]], x], axis=1)
+        if frame.empty:
+            return pd.DataFrame()
+        out = weighted_estimates(frame, items, cells=["faculty", "level"], headcounts=heads,
+                                 confidence=self.opt.confidence)  # fmt: skip
+        out.insert(0, "wave", wave)
+        out.insert(0, "instrument", inst.id)
+        return out
+
 
 def _median_ci(v: np.ndarray, confidence: float) -> tuple[float, float]:
     """Distribution-free CI of a median from order statistics (binomial)."""
@@ -363,14 +397,15 @@ def _median_ci(v: np.ndarray, confidence: float) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------- orchestration
-def _touched(con, full: bool) -> pd.DataFrame:
-    """(instrument, wave) whose loads changed since the last computation."""
+def _touched(con, full: bool, options: Options) -> pd.DataFrame:
+    """(instrument, wave) whose loads (or the options) changed since the last computation."""
     con.execute("""CREATE TABLE IF NOT EXISTS sys_indicator_state (
         instrument VARCHAR, wave VARCHAR, signature VARCHAR, computed_at TIMESTAMP)""")
     now = con.execute(
         """SELECT instrument, wave, string_agg(load_id::VARCHAR || ':' || status, ','
-                  ORDER BY load_id) AS signature
-           FROM sys_loads WHERE instrument IS NOT NULL GROUP BY ALL"""
+                  ORDER BY load_id) || ' | ' || ? AS signature
+           FROM sys_loads WHERE instrument IS NOT NULL GROUP BY ALL""",
+        [f"{options.confidence}/{options.ci_method}/{options.adjust}"],
     ).fetchdf()
     if full:
         return now
@@ -430,7 +465,7 @@ def compute(
 
     Returns the (instrument, wave) pairs recomputed. Runs in one transaction.
     """
-    touched = _touched(con, full)
+    touched = _touched(con, full, options)
     if touched.empty:
         return touched
     comp = Computer(con, reg, catalog, options)
@@ -468,7 +503,7 @@ def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
     resp = pd.concat([comp.respondents(insts[w], [w]) for w in waves], ignore_index=True)
     _replace(con, "ind_response", resp, keys)
     _replace(con, "ind_items", comp.item_indicators(counts, resp), keys)
-    dims, rel, itt, drv, outc = [], [], [], [], []
+    dims, rel, itt, drv, outc, wtd = [], [], [], [], [], []
     for w in waves:
         inst = insts[w]
         cols = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME)]
@@ -481,9 +516,10 @@ def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
         itt.append(b)
         drv.append(comp.drivers(inst, w, wide))
         outc.append(comp.outcomes(inst, w, wide))
+        wtd.append(comp.weighted(inst, w, wide))
     for table, parts in (("ind_dimensions", dims), ("ind_reliability", rel),
                          ("ind_item_total", itt), ("ind_drivers", drv),
-                         ("ind_outcomes", outc)):  # fmt: skip
+                         ("ind_outcomes", outc), ("ind_weighted", wtd)):  # fmt: skip
         parts = [p for p in parts if p is not None and not p.empty]
         _replace(con, table, pd.concat(parts, ignore_index=True) if parts else None, keys)
     # across units, per wave: each unit vs the rest, Kruskal-Wallis, Dunn
