@@ -385,6 +385,15 @@ class Computer:
         return out
 
 
+def _key_columns_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """instrument, wave, level, unit and the item/dimension/measure first, as in ind_items."""
+    if frame is None or frame.empty:
+        return frame
+    first = [c for c in ("instrument", "wave", "level", "unit", "item", "dimension", "measure",
+                         "scale") if c in frame.columns]  # fmt: skip
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
 def _median_ci(v: np.ndarray, confidence: float) -> tuple[float, float]:
     """Distribution-free CI of a median from order statistics (binomial)."""
     n = len(v)
@@ -520,7 +529,7 @@ def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
     for table, parts in (("ind_dimensions", dims), ("ind_reliability", rel),
                          ("ind_item_total", itt), ("ind_drivers", drv),
                          ("ind_outcomes", outc), ("ind_weighted", wtd)):  # fmt: skip
-        parts = [p for p in parts if p is not None and not p.empty]
+        parts = [_key_columns_first(p) for p in parts if p is not None and not p.empty]
         _replace(con, table, pd.concat(parts, ignore_index=True) if parts else None, keys)
     # across units, per wave: each unit vs the rest, Kruskal-Wallis, Dunn
     bench, kw, dunn = [], [], []

@@ -1,0 +1,99 @@
+"""`sapat indicators` and `sapat changes`: stored column names in JSON, small cells hidden,
+clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.ingest import ingest_file
+from pipeline.instruments import default_catalog
+from pipeline.pseudonym import load_key
+from pipeline.registry import default_registry
+from pipeline.store import Store
+from pipeline.synth import synthesize
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_ind")
+    cat, reg = default_catalog(), default_registry()
+    truth = synthesize(root / "ex", reg, cat, seed=4, scale=0.3,
+                       instruments=["student_experience", "graduate"])  # fmt: skip
+    key = load_key(root / "key")
+    with Store(root / "sapat.duckdb") as store:
+        for meta in truth["files"]:
+            ingest_file(root / "ex" / meta["file"], store, cat, reg, key=key)
+    return root / "sapat.duckdb", truth
+
+
+def test_indicators_json_uses_stored_column_names(db):
+    path, _ = db
+    result = runner.invoke(app, ["indicators", "--db", str(path), "--level", "programme",
+                                 "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = con.execute("SELECT * FROM ind_items LIMIT 0").fetchdf().columns
+    assert rows and set(stored) <= set(rows[0])
+    assert {r["level"] for r in rows} == {"programme"}
+    for r in rows:
+        if not r["suppressed"]:
+            assert r["n"] >= 5
+        else:
+            assert r["pct_positive"] is None and r["n"] is None
+
+
+def test_indicators_for_a_dimension_and_outcomes(db, tmp_path):
+    path, _ = db
+    out = tmp_path / "dims.csv"
+    r = runner.invoke(app, ["indicators", "--db", str(path), "--dimension", "teaching",
+                            "--format", "csv", "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    text = out.read_text("utf-8")
+    assert text.startswith("instrument,") and "teaching" in text
+    r = runner.invoke(app, ["indicators", "--db", str(path), "--outcomes", "--level",
+                            "university", "--format", "json"])  # fmt: skip
+    measures = {row["measure"] for row in json.loads(r.stdout.strip().splitlines()[-1])}
+    assert {"employment_rate", "pct_in_field", "pct_recommend", "median_months_to_job"} <= measures
+
+
+def test_changes_lists_the_planted_change(db):
+    path, truth = db
+    ch = truth["planted_changes"][0]
+    r = runner.invoke(app, ["changes", "--db", str(path), "--wave", ch["wave_to"], "--format",
+                            "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    hits = [x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"]]
+    assert hits and all(x["p_adjusted"] < 0.05 for x in hits)
+    sizes = [abs(x["effect_size"]) for x in rows]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["indicators", "--level", "campus"], "unknown --level"),
+        (["indicators", "--ci-method", "bayes"], "unknown --ci-method"),
+        (["indicators", "--confidence", "1.5"], "--confidence"),
+        (["changes", "--wave", "2023-2024"], "nothing to compare"),
+        (["changes", "--wave", "2024"], "YYYY-YYYY"),
+    ],
+)
+def test_clear_usage_errors(db, args, words):
+    path, _ = db
+    r = runner.invoke(app, [*args, "--db", str(path)])
+    assert r.exit_code == 2, r.output
+    assert words in r.output and "Traceback" not in r.output
+
+
+def test_no_database_yet_is_explained(tmp_path):
+    r = runner.invoke(app, ["indicators", "--db", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 2 and "sapat ingest" in r.output
