@@ -283,7 +283,10 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
                 for r in fails.head(50).itertuples()
             )  # fmt: skip
         flagged = _whole_file_flags(store, table, inst, wave, load_id)
-        store.refresh_counts(inst, load_id)
+        versions = store.con.execute(
+            f"SELECT DISTINCT version FROM {table} WHERE wave = ?", [wave]
+        ).fetchall()
+        store.refresh_counts([catalog.get(inst.id, v) for (v,) in versions] or [inst], wave)
         result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
         result.rows_flagged = flagged
         assert read == loaded + quarantined
@@ -299,10 +302,20 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
 
 
 def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, load_id: int) -> int:
-    """Flags that need the whole file or wave: duplicates and speeders. Returns rows flagged."""
+    """Flags that need the whole file or wave: duplicates and speeders. Returns rows flagged.
+
+    Duplicates are decided over the whole wave, whatever the order files were loaded in:
+    the earliest submission counts, every later one is flagged and excluded from the
+    indicators (the same person, or identical answers where no person is known).
+    """
     con = store.con
     context = [f.code for f in inst.context_fields if f.context in ("teacher", "discipline")]
     part = ", ".join(["coalesce(person_key, dup_key)", *context])
+    wave_loads = f"SELECT DISTINCT load_id FROM {table} WHERE wave = ?"
+    con.execute(
+        f"DELETE FROM qa_flags WHERE flag = 'duplicate' AND load_id IN ({wave_loads})", [wave]
+    ).fetchall()
+    con.execute(f"UPDATE {table} SET excluded = FALSE WHERE wave = ?", [wave]).fetchall()
     con.execute(
         f"""
         INSERT INTO qa_flags
@@ -311,17 +324,18 @@ def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, loa
         FROM (
             SELECT load_id, response_id, source_row,
                    row_number() OVER (PARTITION BY {part}
-                                      ORDER BY submitted_at NULLS LAST, response_id) AS k
-            FROM {table} WHERE wave = ? AND NOT excluded
-        ) WHERE k > 1 AND load_id = ?
+                                      ORDER BY submitted_at NULLS LAST, submission_key,
+                                               source_row) AS k
+            FROM {table} WHERE wave = ?
+        ) WHERE k > 1
         """,
-        [wave, load_id],
-    )
+        [wave],
+    ).fetchall()
     con.execute(
-        f"""UPDATE {table} SET excluded = TRUE WHERE response_id IN (
-              SELECT response_id FROM qa_flags WHERE load_id = ? AND flag = 'duplicate')""",
-        [load_id],
-    )
+        f"""UPDATE {table} SET excluded = TRUE WHERE wave = ? AND response_id IN (
+              SELECT response_id FROM qa_flags WHERE flag = 'duplicate')""",
+        [wave],
+    ).fetchall()
     con.execute(
         f"""
         INSERT INTO qa_flags
@@ -332,9 +346,9 @@ def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, loa
         WHERE load_id = ? AND duration_s IS NOT NULL AND duration_s < med / 2
         """,
         [load_id, load_id],
-    )
+    ).fetchall()
     return int(
         con.execute(
             "SELECT count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?", [load_id]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )

@@ -176,12 +176,12 @@ class Store:
         return bool(
             self.con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         )
 
     def next_load_id(self) -> int:
         return int(
-            self.con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM sys_loads").fetchone()[0]
+            self.con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM sys_loads").fetchall()[0][0]
         )
 
     # ------------------------------------------------------------- raw files
@@ -241,30 +241,41 @@ class Store:
         finally:
             self.con.unregister("_chunk")
 
-    def refresh_counts(self, inst: Instrument, load_id: int) -> None:
-        """Answer counts of one load (additive across loads; duplicates excluded)."""
-        table = f"fct_{inst.id}"
-        items = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME) if inst.scale_of(f)]
-        if not items:
-            return
-        teacher = "teacher" if inst.has("teacher") else "NULL"
-        discipline = "discipline" if inst.has("discipline") else "NULL"
-        level = "level" if inst.has("level") else "NULL"
-        cols = ", ".join(f'"{c}"' for c in items)
+    def refresh_counts(self, versions: list[Instrument], wave: str) -> None:
+        """Rebuild the answer counts of one questionnaire × wave (duplicates excluded).
+
+        ``versions`` are the questionnaire versions whose rows the wave holds; each
+        version's rows are counted over its own items. Rebuilding the whole wave keeps
+        the counts right when a later file changes which submission counts as the first.
+        """
+        table = f"fct_{versions[0].id}"
         self.con.execute(
-            f"""
-            INSERT INTO fct_answer_counts
-            SELECT load_id, instrument, version, wave, programme, unit,
-                   {level}::TINYINT AS level, {teacher}::VARCHAR AS teacher,
-                   {discipline}::VARCHAR AS discipline, item, answer, count(*) AS n
-            FROM (
-                UNPIVOT (SELECT * FROM {table} WHERE load_id = ? AND NOT excluded)
-                ON {cols} INTO NAME item VALUE answer
-            )
-            GROUP BY ALL
-            """,
-            [load_id],
-        )
+            "DELETE FROM fct_answer_counts WHERE instrument = ? AND wave = ?",
+            [versions[0].id, wave],
+        ).fetchall()
+        for inst in versions:
+            items = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME) if inst.scale_of(f)]
+            if not items:
+                continue
+            teacher = "teacher" if inst.has("teacher") else "NULL"
+            discipline = "discipline" if inst.has("discipline") else "NULL"
+            level = "level" if inst.has("level") else "NULL"
+            cols = ", ".join(f'"{c}"' for c in items)
+            self.con.execute(
+                f"""
+                INSERT INTO fct_answer_counts
+                SELECT load_id, instrument, version, wave, programme, unit,
+                       {level}::TINYINT AS level, {teacher}::VARCHAR AS teacher,
+                       {discipline}::VARCHAR AS discipline, item, answer, count(*) AS n
+                FROM (
+                    UNPIVOT (SELECT * FROM {table}
+                             WHERE wave = ? AND version = ? AND NOT excluded)
+                    ON {cols} INTO NAME item VALUE answer
+                )
+                GROUP BY ALL
+                """,
+                [wave, inst.version],
+            ).fetchall()
 
     def write_manifest(self, row: dict) -> None:
         row = {**row, "loaded_at": datetime.now(), "tool_version": __version__}
