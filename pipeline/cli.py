@@ -617,8 +617,12 @@ def changes(
     ] = "faculty",
     instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
     alpha: Annotated[
-        float, typer.Option(help="Significance level after Holm correction within each family.")
+        float, typer.Option(help="Significance level after the correction within each family.")
     ] = 0.05,
+    adjust: Annotated[
+        str,
+        typer.Option(help="Correction for many tests at once: holm or bh (Benjamini-Hochberg)."),
+    ] = "holm",
     show_all: Annotated[
         bool, typer.Option("--show-all", help="List every comparison, not only significant ones.")
     ] = False,
@@ -642,6 +646,8 @@ def changes(
         if level not in LEVEL_NAMES:
             raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
         _parse_waves(wave if vs is None else f"{wave},{vs}")
+        if adjust not in ("holm", "bh"):
+            raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
         reg, cat = default_registry(), default_catalog()
         con = _read_only(db)
         loaded = con.execute(
@@ -667,7 +673,8 @@ def changes(
                 continue
             parts.append(wave_change(counts, by=["instrument", "level", "unit", "item"],
                                      wave_col="wave", wave_from=base, wave_to=wave,
-                                     family=["instrument", "level", "item"]))  # fmt: skip
+                                     family=["instrument", "level", "item"],
+                                     adjust=adjust))  # fmt: skip
         if not parts:
             raise UsageError(f"nothing to compare for wave {wave}: it needs an earlier wave "
                              "of the same questionnaire", expected="--vs YYYY-YYYY")  # fmt: skip
@@ -676,8 +683,9 @@ def changes(
         frame = gate_comparisons(pd.concat(parts, ignore_index=True), settings().min_n)
         if not show_all:
             frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < alpha]
+        # Cohen's h (proportions) first, then rank-biserial r: each ranked by size
         frame = frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs()).sort_values(
-            "_size", ascending=False).drop(columns="_size")  # fmt: skip
+            ["test", "_size"], ascending=[False, False]).drop(columns="_size")  # fmt: skip
         if output_format == "table" and out is None:
             frame = frame[["instrument", "unit", "item", "test", "wave_from", "wave_to",
                            "n_from", "n_to", "share_from", "share_to", "p_adjusted",

@@ -77,8 +77,8 @@ def item_params(seed: int, code: str, reverse: bool, general: float) -> ItemPara
     rng = np.random.default_rng(stable_seed(seed, "item", code))
     loading = rng.uniform(0.85, 1.15)
     intercept = rng.uniform(-0.15, 0.55)
-    if reverse:  # most students disagree with an unfavourable statement
-        intercept = -intercept - 0.3
+    # y* is satisfaction for every item; a reverse-coded item is written as 6 - x, so the
+    # same positive intercept makes most respondents disagree with the unfavourable wording
     return ItemParams(float(loading), float(intercept), reverse, general)
 
 
