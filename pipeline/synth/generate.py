@@ -155,7 +155,9 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
         picks.append((change_units[1], by_dim[second_dim][0], -1))
         wave_from, wave_to = waves[-2], waves[-1]
         for unit, f, sign in picks:
-            p = item_params(seed, f.code, f.reverse, dimension_loading(len(se_versions[-1].items)))
+            latest = se_versions[-1]
+            p = item_params(seed, f.code, f.reverse, dimension_loading(len(latest.items)),
+                            len(latest.dimension_items()[f.dimension]))  # fmt: skip
             mu = plan.faculty_offset.get(unit, 0.0)
             before = p.pct_positive(mu)
             target = before + sign * PLANTED_CHANGE_POINTS / 100
@@ -201,7 +203,9 @@ class Generator:
         self.units = units
         self.items = self.inst.items
         general = dimension_loading(len(self.items))
-        self.params = [item_params(seed, f.code, f.reverse, general) for f in self.items]
+        sizes = {d: len(items) for d, items in self.inst.dimension_items().items()}
+        self.params = [item_params(seed, f.code, f.reverse, general, sizes[f.dimension])
+                       for f in self.items]  # fmt: skip
         self.dims = sorted({f.dimension for f in self.items})
         self.programmes = reg.programmes.set_index("code")
         self.disciplines = reg.disciplines

@@ -23,8 +23,8 @@ from scipy.special import ndtr, ndtri
 CUTS = np.array([-1.45, -0.55, 0.30, 1.35])
 #: Loading of a dimension factor on the general factor; short questionnaires get a
 #: stronger general factor so that their alpha lands in the same realistic range.
-DIMENSION_LOADING = 0.62
-DIMENSION_LOADING_SHORT = 0.83
+DIMENSION_LOADING = 0.55
+DIMENSION_LOADING_SHORT = 0.78
 SHORT_QUESTIONNAIRE = 20
 
 
@@ -32,8 +32,11 @@ def dimension_loading(n_items: int) -> float:
     return DIMENSION_LOADING if n_items >= SHORT_QUESTIONNAIRE else DIMENSION_LOADING_SHORT
 
 
-#: Item noise standard deviation.
+#: Item noise standard deviation; items of a long single dimension (a teaching evaluation's
+#: dozen items) get more, so that alpha stays realistic.
 ITEM_NOISE = 0.85
+ITEM_NOISE_LONG_DIMENSION = 1.25
+LONG_DIMENSION = 8
 
 
 def stable_seed(*parts: object) -> int:
@@ -48,10 +51,11 @@ class ItemParams:
     intercept: float
     reverse: bool
     general: float = DIMENSION_LOADING  # the dimension factor's loading on g
+    noise: float = ITEM_NOISE
 
     @property
     def sd(self) -> float:
-        return float(np.sqrt(self.loading**2 + ITEM_NOISE**2))
+        return float(np.sqrt(self.loading**2 + self.noise**2))
 
     def mean(self, mu: float, shift: float = 0.0) -> float:
         return self.loading * self.general * mu + self.intercept + shift
@@ -72,14 +76,17 @@ class ItemParams:
         return float(m_target - self.mean(mu))
 
 
-def item_params(seed: int, code: str, reverse: bool, general: float) -> ItemParams:
+def item_params(
+    seed: int, code: str, reverse: bool, general: float, dimension_size: int = 1
+) -> ItemParams:
     """Parameters of one item; they depend on the code only, so versions agree."""
     rng = np.random.default_rng(stable_seed(seed, "item", code))
     loading = rng.uniform(0.85, 1.15)
     intercept = rng.uniform(-0.15, 0.55)
     # y* is satisfaction for every item; a reverse-coded item is written as 6 - x, so the
     # same positive intercept makes most respondents disagree with the unfavourable wording
-    return ItemParams(float(loading), float(intercept), reverse, general)
+    noise = ITEM_NOISE_LONG_DIMENSION if dimension_size >= LONG_DIMENSION else ITEM_NOISE
+    return ItemParams(float(loading), float(intercept), reverse, general, noise)
 
 
 def answers(
@@ -98,7 +105,7 @@ def answers(
     a = params[0].general
     factors = {d: a * g + np.sqrt(1 - a * a) * rng.standard_normal(n) for d in dims}
     out = np.empty((n, len(params)), dtype=np.int8)
-    noise = rng.standard_normal((n, len(params))) * ITEM_NOISE
+    noise = rng.standard_normal((n, len(params))) * np.array([p.noise for p in params])
     for j, (p, d) in enumerate(zip(params, item_dims, strict=True)):
         ystar = p.loading * factors[d] + p.intercept + shifts[:, j] + noise[:, j]
         x = 1 + np.searchsorted(CUTS, ystar).astype(np.int8)
