@@ -417,14 +417,26 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _read_only(db: Path | None):
+def _connect(db: Path | None, read_only: bool = True):
+    """Open the database; plain errors when it is missing or another command holds it."""
     import duckdb
 
     path = db or _db_option()
     if not Path(path).exists():
         raise UsageError("there is no database yet: load files with `sapat ingest` first",
                          file=str(path))  # fmt: skip
-    return duckdb.connect(str(path), read_only=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise SapatError(
+            f"cannot open the database ({exc}); if another Sapat command is using it, "
+            "wait for it to finish and try again",
+            file=str(path),
+        ) from exc
+
+
+def _read_only(db: Path | None):
+    return _connect(db, read_only=True)
 
 
 def _show(frame, title: str, as_json: bool) -> None:
@@ -542,7 +554,6 @@ def indicators(
     Cronbach's alpha; tests of change, benchmarks and trends. Then shows one level.
     Cells with fewer respondents than the privacy threshold are never shown.
     """
-    import duckdb
 
     from pipeline.estimators import CIMethod
     from pipeline.gate import gate_units
@@ -566,10 +577,8 @@ def indicators(
         options = Options(confidence=conf, ci_method=ci_method, adjust=adjust)
         if wave:
             _parse_waves(wave)
-        path = db or _db_option()
-        _read_only(path).close()
         reg, cat = default_registry(), default_catalog()
-        with duckdb.connect(str(path)) as con, progress_bar() as update:
+        with _connect(db, read_only=False) as con, progress_bar() as update:
             done = compute(con, reg, cat, full=recompute_all, options=options,
                            progress=update)  # fmt: skip
             if len(done):
