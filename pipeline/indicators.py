@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from threadpoolctl import threadpool_limits
 
 from pipeline.drivers import key_drivers
 from pipeline.estimators import describe_counts, proportion_ci, reliability_flag
@@ -33,7 +34,7 @@ from pipeline.inference import (
 )
 from pipeline.instruments import Catalog, Instrument, Role
 from pipeline.registry import OrgRegistry
-from pipeline.reliability import cronbach_alpha, item_total_statistics
+from pipeline.reliability import reliability_tables
 
 LEVELS = ("university", "faculty", "department", "programme", "teacher")
 POPULATION = {"student_experience": "students", "teaching_evaluation": "students",
@@ -107,6 +108,10 @@ class Computer:
         self.lookup, self.parent = unit_tables(reg)
         self.uni = reg.of_kind("university")["code"].iloc[0]
         con.register("_lookup", self.lookup)
+        self._heads: dict[str, pd.DataFrame] = {}
+        # per-wave work shared by dimensions, reliability, drivers and weighting: the wide
+        # frame they were computed for, its valid answers and its dimension scores
+        self._cache: dict = {}
 
     # ------------------------------------------------------------ counts
     def counts(self, instrument: str, waves: list[str]) -> pd.DataFrame:
@@ -121,10 +126,12 @@ class Computer:
                    FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
                    WHERE c.instrument = '{instrument}' AND c.answer >= 1
                      AND c.wave IN (SELECT unnest($waves)) AND c.item IN (SELECT unnest($items)))"""
-        sql = _rollup_sql(src, instrument == "teaching_evaluation").format(
-            cols="wave, item, answer", agg="sum(n)::BIGINT AS count"
-        )
-        frame = self.con.execute(sql, {"waves": waves, "items": list(inst_items)}).fetchdf()
+        # the joined source is read once (materialised) for all levels, fetched via Arrow
+        sql = f"WITH src AS MATERIALIZED {src} " + _rollup_sql(
+            "src", instrument == "teaching_evaluation"
+        ).format(cols="wave, item, answer", agg="sum(n)::BIGINT AS count")
+        frame = self.con.sql(sql, params={"waves": waves, "items": list(inst_items)})
+        frame = frame.to_arrow_table().to_pandas()
         frame = frame.rename(columns={"unit_code": "unit"})
         frame.loc[frame["level"] == "university", "unit"] = self.uni
         frame["instrument"] = instrument
@@ -139,9 +146,9 @@ class Computer:
                    FROM {table} f LEFT JOIN _lookup l ON l.unit = f.unit
                    WHERE NOT f.excluded AND f.wave IN (SELECT unnest($waves)))"""
         # for teaching evaluations the "respondents" are evaluations (student x teacher)
-        sql = _rollup_sql(src, inst.id == "teaching_evaluation").format(
-            cols="wave", agg="count(*) AS respondents"
-        )
+        sql = f"WITH src AS MATERIALIZED {src} " + _rollup_sql(
+            "src", inst.id == "teaching_evaluation"
+        ).format(cols="wave", agg="count(*) AS respondents")
         frame = self.con.execute(sql, {"waves": waves}).fetchdf().rename(
             columns={"unit_code": "unit"})  # fmt: skip
         frame.loc[frame["level"] == "university", "unit"] = self.uni
@@ -159,6 +166,11 @@ class Computer:
         return frame
 
     def headcounts(self, instrument: str) -> pd.DataFrame:
+        if instrument not in self._heads:
+            self._heads[instrument] = self._headcounts(instrument)
+        return self._heads[instrument]
+
+    def _headcounts(self, instrument: str) -> pd.DataFrame:
         h = self.reg.headcounts
         h = h[h["population"] == POPULATION[instrument]][["wave", "unit_code", "headcount"]]
         h = h.rename(columns={"unit_code": "unit"}).merge(self.lookup, on="unit", how="left")
@@ -213,39 +225,79 @@ class Computer:
         have = set(self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
         ).fetchdf()["column_name"])  # fmt: skip
-        cols = ", ".join(f'"{c}"' for c in columns if c in have)
-        frame = self.con.execute(
+        cols = ", ".join(f'"{c}"::DOUBLE AS "{c}"' for c in columns if c in have)
+        # through Arrow: half the time of fetchdf, the same frame
+        frame = self.con.sql(
             f"SELECT f.response_id, f.programme, f.unit, l.department, "
             f"CASE WHEN l.unit IS NULL THEN f.unit ELSE l.faculty END AS faculty, {cols} FROM {table} f "
-            "LEFT JOIN _lookup l ON l.unit = f.unit WHERE f.wave = ? AND NOT f.excluded", [wave]
-        ).fetchdf()  # fmt: skip
+            "LEFT JOIN _lookup l ON l.unit = f.unit WHERE f.wave = $wave AND NOT f.excluded",
+            params={"wave": wave},
+        ).to_arrow_table().to_pandas()  # fmt: skip
         for c in columns:
             if c in frame:
                 frame[c] = frame[c].astype("float64")
         return frame
 
-    def dimensions(self, inst: Instrument, wave: str, wide: pd.DataFrame) -> pd.DataFrame:
-        """Dimension scores per respondent → indicators per level × unit."""
+    def _valid(self, inst: Instrument, wide: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+        """``wide[cols]`` with answers below 1 (not applicable, invalid) as NaN; the item
+        columns are masked once per wide frame."""
+        cache = self._cache
+        if cache.get("wide") is not wide:
+            cache.clear()
+            cache["wide"] = wide
+        if "valid" not in cache:
+            items = [c for c in dict.fromkeys(f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME))
+                     if c in wide]  # fmt: skip
+            cache["valid"] = wide[items].where(wide[items] >= 1)
+        valid = cache["valid"]
+        missing = [c for c in cols if c not in valid]
+        if missing:
+            valid = pd.concat([valid, wide[missing].where(wide[missing] >= 1)], axis=1)
+            cache["valid"] = valid
+        return valid[cols]
+
+    def _dimension_scores(self, inst: Instrument, wide: pd.DataFrame) -> pd.DataFrame:
+        """Per-respondent dimension scores (not 'overall'), computed once per wide frame."""
         from pipeline.reliability import dimension_scores
 
-        dims = {d: items for d, items in inst.dimension_items().items() if d != "overall"}
-        items = [c for items in dims.values() for c in items]
-        x = wide[items].where(wide[items] >= 1)
-        reverse = {f.code for f in inst.items if f.reverse}
-        scores = dimension_scores(x, dims, reverse=reverse, points=5)
-        rows = []
+        self._valid(inst, wide, [])
+        if "scores" not in self._cache:
+            dims = {d: items for d, items in inst.dimension_items().items() if d != "overall"}
+            items = [c for items in dims.values() for c in items]
+            reverse = {f.code for f in inst.items if f.reverse}
+            x = self._valid(inst, wide, items)
+            self._cache["scores"] = dimension_scores(x, dims, reverse=reverse, points=5)
+        return self._cache["scores"]
+
+    def dimensions(self, inst: Instrument, wave: str, wide: pd.DataFrame) -> pd.DataFrame:
+        """Dimension scores per respondent → indicators per level × unit."""
+        scores = self._dimension_scores(inst, wide)
+        dims = list(scores.columns)
         groups = [("university", pd.Series(self.uni, index=wide.index)),
                   ("faculty", wide["faculty"]), ("department", wide["department"]),
                   ("programme", wide["programme"])]  # fmt: skip
+        # one groupby per level for all dimensions: the same pandas kernels (and so the
+        # same numbers) as grouping each dimension's non-missing scores on its own
+        parts = {}
+        for level, keys in groups:
+            ok = keys.notna().to_numpy()
+            if not ok.any():
+                continue
+            sub = scores[ok]
+            unit = keys[ok].rename("unit")
+            g = sub.groupby(unit)
+            parts[level] = (g.count(), g.mean(), g.std(ddof=1), (sub >= 4).groupby(unit).sum())
+        rows = []
         for dim in dims:
-            s = scores[dim]
-            for level, keys in groups:
-                frame = pd.DataFrame({"unit": keys, "score": s}).dropna()
-                if frame.empty:
+            for level, _ in groups:
+                if level not in parts:
                     continue
-                g = frame.groupby("unit")["score"]
-                agg = pd.DataFrame({"n": g.size(), "mean": g.mean(), "sd": g.std(ddof=1),
-                                    "x_positive": g.apply(lambda v: int((v >= 4).sum()))})  # fmt: skip
+                n, mean, sd, pos = (p[dim] for p in parts[level])
+                keep = (n > 0).to_numpy()
+                if not keep.any():
+                    continue
+                agg = pd.DataFrame({"n": n[keep], "mean": mean[keep], "sd": sd[keep],
+                                    "x_positive": pos[keep].astype("int64")})  # fmt: skip
                 agg = agg.reset_index().assign(level=level, dimension=dim)
                 rows.append(agg)
         if not rows:
@@ -269,25 +321,20 @@ class Computer:
         dims["all_items"] = [f.code for f in inst.items]
         reverse = {f.code for f in inst.items if f.reverse}
         cols = list(dict.fromkeys(c for items in dims.values() for c in items if c in wide))
-        x = wide[cols].where(wide[cols] >= 1)
-        alpha = cronbach_alpha(x, dims, reverse=reverse)
-        items = item_total_statistics(x, dims, reverse=reverse)
+        x = self._valid(inst, wide, cols)
+        alpha, items = reliability_tables(x, dims, reverse=reverse)
         for frame in (alpha, items):
             frame.insert(0, "wave", wave)
             frame.insert(0, "instrument", inst.id)
         return alpha, items
 
     def drivers(self, inst: Instrument, wave: str, wide: pd.DataFrame) -> pd.DataFrame:
-        from pipeline.reliability import dimension_scores
-
         overall = [f.code for f in inst.items if f.dimension == "overall"]
         dims = {d: items for d, items in inst.dimension_items().items() if d != "overall"}
         if not overall or len(dims) < 2:
             return pd.DataFrame()
-        items = [c for items in dims.values() for c in items]
-        reverse = {f.code for f in inst.items if f.reverse}
-        scores = dimension_scores(wide[items].where(wide[items] >= 1), dims, reverse=reverse)
-        scores["overall"] = wide[overall[0]].where(wide[overall[0]] >= 1)
+        scores = self._dimension_scores(inst, wide).assign(
+            overall=wide[overall[0]].where(wide[overall[0]] >= 1))  # fmt: skip
         if scores.dropna().shape[0] < len(dims) + 10:
             return pd.DataFrame()
         out = key_drivers(scores, "overall", list(dims))
@@ -356,30 +403,44 @@ class Computer:
         Cells with a headcount but no respondent cannot be weighted up and are left out
         (``population`` then shows the headcount the estimate stands for).
         """
-        from pipeline.weighting import weighted_estimates
+        from pipeline.weighting import weighted_estimates_from_counts
 
         if inst.id not in ("student_experience", "graduate"):
             return pd.DataFrame()
         level_of = dict(zip(self.reg.programmes["code"], self.reg.programmes["level"],
                             strict=True))  # fmt: skip
-        resp = wide.assign(level=wide["programme"].map(level_of)).dropna(
-            subset=["faculty", "level"]
-        )
+        cells = ["faculty", "level"]
+        # respondents with a faculty and a level, in a cell that has a headcount
+        resp = pd.DataFrame({"faculty": wide["faculty"], "level": wide["programme"].map(level_of)})
+        resp = resp.dropna(subset=cells)
         h = self.reg.headcounts
         h = h[(h["wave"] == wave) & (h["population"] == POPULATION[inst.id])]
         h = h.assign(faculty=h["unit_code"].map(self.reg.faculty_of))
-        heads = h.groupby(["faculty", "level"], as_index=False)["headcount"].sum()
-        present = resp[["faculty", "level"]].drop_duplicates()
-        heads = heads.merge(present, on=["faculty", "level"])
+        heads = h.groupby(cells, as_index=False)["headcount"].sum()
+        present = resp[cells].drop_duplicates()
+        heads = heads.merge(present, on=cells)
         heads["headcount"] = heads["headcount"].astype(float)
-        resp = resp.merge(heads[["faculty", "level"]], on=["faculty", "level"])
-        items = [f.code for f in inst.items]
-        x = resp[items].where(resp[items] >= 1)
-        frame = pd.concat([resp[["faculty", "level"]], x], axis=1)
-        if frame.empty:
+        resp = resp[pd.MultiIndex.from_frame(resp).isin(pd.MultiIndex.from_frame(heads[cells]))]
+        if resp.empty:
             return pd.DataFrame()
-        out = weighted_estimates(frame, items, cells=["faculty", "level"], headcounts=heads,
-                                 confidence=self.opt.confidence)  # fmt: skip
+        sizes = resp.groupby(cells, observed=True).size().rename("respondents").reset_index()
+        # weights are per cell, so the answer counts per cell are all the estimates need:
+        # the same respondents' answers, from the count table instead of the wide one
+        items = [f.code for f in inst.items]
+        counts = self.con.execute(
+            """SELECT c.programme, CASE WHEN l.unit IS NULL THEN c.unit ELSE l.faculty END
+                      AS faculty, c.item, c.answer::DOUBLE AS answer, sum(c.n)::BIGINT AS count
+               FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
+               WHERE c.instrument = $instrument AND c.wave = $wave AND c.answer >= 1
+                 AND c.item IN (SELECT unnest($items))
+               GROUP BY ALL""",
+            {"instrument": inst.id, "wave": wave, "items": items},
+        ).fetchdf()  # fmt: skip
+        counts["level"] = counts["programme"].map(level_of)
+        counts = counts.merge(sizes[cells], on=cells)
+        counts = counts.groupby([*cells, "item", "answer"], as_index=False)["count"].sum()
+        out = weighted_estimates_from_counts(counts, sizes, items, cells=cells, headcounts=heads,
+                                             confidence=self.opt.confidence)  # fmt: skip
         out.insert(0, "wave", wave)
         out.insert(0, "instrument", inst.id)
         return out
@@ -426,21 +487,17 @@ def _touched(con, full: bool, options: Options) -> pd.DataFrame:
 
 def _replace(con, table: str, frame: pd.DataFrame, keys: pd.DataFrame) -> None:
     """Delete the rows of the given (instrument, wave) keys, then append ``frame``."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchall()[0][0]
+    have = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]).fetchall()]  # fmt: skip
+    exists = bool(have)
     if exists and not keys.empty:
-        con.register("_keys", keys)
-        con.execute(f"DELETE FROM {table} WHERE (instrument, wave) IN "
-                    "(SELECT (instrument, wave) FROM _keys)").fetchall()  # fmt: skip
-        con.unregister("_keys")
+        for instrument, waves in keys.groupby("instrument")["wave"]:
+            con.execute(f"DELETE FROM {table} WHERE instrument = ? AND wave IN "
+                        "(SELECT unnest(?))", [instrument, list(waves)]).fetchall()  # fmt: skip
     if frame is None or frame.empty:
         return
     con.register("_new", frame)
     if exists:
-        have = con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-        ).fetchdf()["column_name"].tolist()  # fmt: skip
         for col in frame.columns:
             if col not in have:
                 con.execute(f'ALTER TABLE {table} ADD COLUMN "{col}" '
@@ -479,6 +536,15 @@ def compute(
         return touched
     comp = Computer(con, reg, catalog, options)
     con.execute("BEGIN TRANSACTION")
+    # BLAS on one thread: its matrices are at most items × items, and waking a second
+    # thread cost more than it saved (alpha 8× slower on two cores, benchmarks/README.md)
+    with threadpool_limits(limits=1, user_api="blas"):
+        _compute_touched(con, comp, catalog, touched, options, progress)
+    return touched
+
+
+def _compute_touched(con, comp: Computer, catalog: Catalog, touched: pd.DataFrame,
+                     options: Options, progress) -> None:  # fmt: skip
     try:
         done = 0
         for instrument, rows in touched.groupby("instrument"):
@@ -501,15 +567,27 @@ def compute(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return touched
 
 
 def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
                         waves: list[str], all_waves: list[str], keys: pd.DataFrame,
                         opt: Options) -> None:  # fmt: skip
-    insts = {w: catalog.for_wave(instrument, w) for w in all_waves}
-    counts = comp.counts(instrument, waves)
-    resp = pd.concat([comp.respondents(insts[w], [w]) for w in waves], ignore_index=True)
+    insts = {w: catalog.for_wave(instrument, w) for w in sorted({*all_waves, *waves})}
+    # the answer counts of every wave at once (trends need them all); each use takes the
+    # rows comp.counts(instrument, its waves) would give
+    all_counts = comp.counts(instrument, sorted({*all_waves, *waves}))
+
+    def counts_of(ws: list[str]) -> pd.DataFrame:
+        items = {f.code for w in ws for f in insts[w].items}
+        keep = all_counts["wave"].isin(ws) & all_counts["item"].isin(items)
+        return all_counts[keep].reset_index(drop=True)
+
+    counts = counts_of(waves)
+    by_version: dict[str, list[str]] = {}
+    for w in waves:
+        by_version.setdefault(insts[w].version, []).append(w)
+    resp = pd.concat([comp.respondents(insts[ws[0]], ws) for ws in by_version.values()],
+                     ignore_index=True)  # fmt: skip
     _replace(con, "ind_response", resp, keys)
     _replace(con, "ind_items", comp.item_indicators(counts, resp), keys)
     dims, rel, itt, drv, outc, wtd = [], [], [], [], [], []
@@ -557,9 +635,7 @@ def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
         both = (
             counts
             if w_from in waves and w_to in waves
-            else pd.concat(
-                [counts, comp.counts(instrument, [w for w in (w_from, w_to) if w not in waves])]
-            )
+            else pd.concat([counts, counts_of([w for w in (w_from, w_to) if w not in waves])])
         )
         items = [f.code for f in insts[w_to].items
                  if catalog.comparable(instrument, f.code, insts[w_from].version,
@@ -578,7 +654,7 @@ def _compute_instrument(con, comp: Computer, catalog: Catalog, instrument: str,
         items = [f.code for f in latest.items
                  if all(catalog.comparable(instrument, f.code, insts[w].version, latest.version)
                         for w in all_waves)]  # fmt: skip
-        full_counts = comp.counts(instrument, all_waves)
+        full_counts = counts_of(all_waves)
         full_counts = full_counts[full_counts["item"].isin(items)]
         trend = trend_logistic(full_counts, by=["instrument", "level", "unit", "item"],
                                wave_col="wave", waves=all_waves,

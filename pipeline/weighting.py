@@ -49,7 +49,13 @@ from scipy import special, stats
 
 from pipeline.errors import DeclarationError
 
-__all__ = ["Design", "cell_weights", "respondent_weights", "weighted_estimates"]
+__all__ = [
+    "Design",
+    "cell_weights",
+    "respondent_weights",
+    "weighted_estimates",
+    "weighted_estimates_from_counts",
+]
 
 
 class Design(StrEnum):
@@ -117,6 +123,25 @@ def cell_weights(
     if not cells:
         raise ValueError("cells must name at least one post-stratum column")
     _check_columns(respondents, [*by, *cells], "respondent frame")
+    resp = (
+        respondents.groupby([*by, *cells], observed=True, dropna=False)
+        .size()
+        .rename("respondents")
+        .reset_index()
+    )
+    groups = respondents[by].drop_duplicates() if by else None
+    return _cell_table(resp, groups, headcounts, cells, by, headcount_col)
+
+
+def _cell_table(
+    resp: pd.DataFrame,
+    groups: pd.DataFrame | None,
+    headcounts: pd.DataFrame,
+    cells: list[str],
+    by: list[str],
+    headcount_col: str,
+) -> pd.DataFrame:
+    """:func:`cell_weights` from respondents per cell (``by``, ``cells``, ``respondents``)."""
     _check_columns(headcounts, [*cells, headcount_col], "headcount frame")
     on_by = [c for c in by if c in headcounts.columns]
     hkeys = [*on_by, *cells]
@@ -124,15 +149,8 @@ def cell_weights(
     if hc.duplicated(hkeys).any():
         dup = hc.loc[hc.duplicated(hkeys, keep=False), hkeys].drop_duplicates().head(3)
         raise ValueError(f"headcount frame has several rows for cell(s) {dup.to_dict('records')}")
-    groups = respondents[by].drop_duplicates() if by else None
     if groups is not None:
         hc = groups.merge(hc, on=on_by, how="inner") if on_by else groups.merge(hc, how="cross")
-    resp = (
-        respondents.groupby([*by, *cells], observed=True, dropna=False)
-        .size()
-        .rename("respondents")
-        .reset_index()
-    )
     table = hc.merge(resp, on=[*by, *cells], how="outer", indicator=True)
     orphans = table[table["_merge"] == "right_only"]
     if len(orphans):
@@ -163,6 +181,16 @@ def cell_weights(
     return table.sort_values([*by, *cells], kind="stable").reset_index(drop=True)
 
 
+def _check_no_empty_cells(table: pd.DataFrame, keys: list[str]) -> None:
+    empty = table[table["respondents"] == 0]
+    if len(empty):
+        raise ValueError(
+            f"{len(empty)} cell(s) have a headcount but no respondents, e.g. "
+            f"{empty[keys].head(3).to_dict('records')}; collapse these cells with a "
+            "neighbour or drop them from the headcounts before post-stratifying"
+        )
+
+
 def respondent_weights(
     respondents: pd.DataFrame,
     headcounts: pd.DataFrame,
@@ -187,13 +215,7 @@ def respondent_weights(
         headcounts.
     """
     table = cell_weights(respondents, headcounts, cells, by, headcount_col)
-    empty = table[table["respondents"] == 0]
-    if len(empty):
-        raise ValueError(
-            f"{len(empty)} cell(s) have a headcount but no respondents, e.g. "
-            f"{empty[[*by, *cells]].head(3).to_dict('records')}; collapse these cells with a "
-            "neighbour or drop them from the headcounts before post-stratifying"
-        )
+    _check_no_empty_cells(table, [*by, *cells])
     keys = [*by, *cells]
     merged = respondents[keys].merge(table[[*keys, "weight"]], on=keys, how="left")
     return pd.Series(merged["weight"].to_numpy(), index=respondents.index, name="weight")
@@ -330,61 +352,247 @@ def weighted_estimates(
         if needs_weights:
             w = respondent_weights(frame, headcounts, cells, by, headcount_col).to_numpy()
 
+    def linearise(item: str, design: Design):
+        y = pd.to_numeric(frame[item]).to_numpy(dtype=float)
+        ok = ~np.isnan(y)
+        n_ans = np.bincount(gid, weights=ok.astype(float), minlength=n_groups)
+        top = np.where(ok, (y >= positive_from).astype(float), np.nan)
+        wd = np.ones(len(frame)) if design is Design.EQUAL_PROB else w
+        cd = cid if design is Design.POSTSTRATIFIED else None
+        mean, se_mean = _linearised(y, wd, gid, cd, n_groups)
+        p, se_p = _linearised(top, wd, gid, cd, n_groups)
+        return n_ans, mean, se_mean, p, se_p
+
+    return _estimate_table(keys, by, items, designs, linearise, n_resp, population, confidence)
+
+
+def weighted_estimates_from_counts(
+    counts: pd.DataFrame,
+    respondents: pd.DataFrame,
+    items: Sequence[str],
+    cells: Sequence[str],
+    headcounts: pd.DataFrame | None = None,
+    by: Sequence[str] = (),
+    designs: Sequence[Design | str] | Design | str = (
+        Design.EQUAL_PROB,
+        Design.WEIGHTED,
+        Design.POSTSTRATIFIED,
+    ),
+    positive_from: int = 4,
+    confidence: float = 0.95,
+    headcount_col: str = "headcount",
+) -> pd.DataFrame:
+    """:func:`weighted_estimates` from answer counts instead of one row per respondent.
+
+    Within a post-stratum cell every respondent has the same weight, so the estimates and
+    their linearised variances depend on the respondents only through how many in each
+    cell gave each answer (and how many are in the cell). The result equals
+    :func:`weighted_estimates` on the respondents the counts describe, up to the rounding
+    of sums taken in another order, at a cost that does not grow with the respondents.
+
+    Parameters
+    ----------
+    counts
+        Valid answers: the ``by`` and ``cells`` columns, ``item``, ``answer`` (numeric) and
+        ``count`` (respondents of the cell who gave that answer to that item). Missing and
+        "not applicable" answers are not listed.
+    respondents
+        All respondents per cell, whatever they answered: the ``by`` and ``cells`` columns
+        and ``respondents``. Each (``by``, ``cells``) combination appears once.
+    items, cells, headcounts, by, designs, positive_from, confidence, headcount_col
+        As for :func:`weighted_estimates`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`weighted_estimates`.
+
+    Raises
+    ------
+    ValueError
+        On missing columns, unknown designs, empty cells, duplicate cells in
+        ``respondents`` or answers in a cell without respondents.
+    pipeline.errors.DeclarationError
+        On headcount problems (see :func:`cell_weights`).
+    """
+    by, cells, items = list(by), list(cells), list(items)
+    if isinstance(designs, str):
+        designs = [designs]
+    designs = [Design(d) for d in designs]
+    confidence = float(confidence)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    keys_cols = [*by, *cells]
+    _check_columns(respondents, [*keys_cols, "respondents"], "respondents frame")
+    _check_columns(counts, [*keys_cols, "item", "answer", "count"], "counts frame")
+    needs_weights = any(d is not Design.EQUAL_PROB for d in designs)
+    if needs_weights and headcounts is None:
+        raise ValueError("weighted and poststratified designs need headcounts")
+
+    sizes = respondents[[*keys_cols, "respondents"]]
+    sizes = sizes[sizes["respondents"] > 0].reset_index(drop=True)
+    if sizes.duplicated(keys_cols).any():
+        raise ValueError("respondents frame lists a cell twice")
+    # groups in the order weighted_estimates gives them (sorted, missing last)
+    gid_c = _codes(sizes, by)
+    first = np.unique(gid_c, return_index=True)[1]
+    keys = sizes[by].iloc[first].reset_index(drop=True) if by else pd.DataFrame(index=[0])
+    n_groups = len(first)
+    n_c = sizes["respondents"].to_numpy(dtype=float)
+    n_resp = np.bincount(gid_c, weights=n_c, minlength=n_groups)
+
+    population = np.full(n_groups, np.nan)
+    w_c = np.ones(len(sizes))
+    if headcounts is not None:
+        groups = sizes[by].drop_duplicates() if by else None
+        table = _cell_table(sizes, groups, headcounts, cells, by, headcount_col)
+        if by:
+            tot = table.groupby(by, sort=False, observed=True, dropna=False)["headcount"].sum()
+            population = keys.merge(tot.reset_index(), on=by, how="left")["headcount"].to_numpy()
+        else:
+            population = np.array([table["headcount"].sum()])
+        if needs_weights:
+            _check_no_empty_cells(table, keys_cols)
+            w_c = sizes[keys_cols].merge(table[[*keys_cols, "weight"]], on=keys_cols,
+                                         how="left")["weight"].to_numpy()  # fmt: skip
+
+    # every count row -> its cell
+    c = counts[[*keys_cols, "item", "answer", "count"]]
+    c = c[c["item"].isin(items) & (c["count"] > 0)]
+    cell_of = sizes[keys_cols].assign(_cell=np.arange(len(sizes)))
+    c = c.merge(cell_of, on=keys_cols, how="left")
+    if c["_cell"].isna().any():
+        raise ValueError("counts hold answers in a cell without respondents")
+    by_item = {
+        item: (
+            sub["_cell"].to_numpy(dtype=np.int64),
+            pd.to_numeric(sub["answer"]).to_numpy(dtype=float),
+            sub["count"].to_numpy(dtype=float),
+        )
+        for item, sub in c.groupby("item", sort=False)
+    }
+    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+
+    def linearise(item: str, design: Design):
+        cell, y, m = by_item.get(item, empty)
+        wd = np.ones(len(sizes)) if design is Design.EQUAL_PROB else w_c
+        post = design is Design.POSTSTRATIFIED
+        args = (cell, m, wd, gid_c, n_c, n_resp, post)
+        n_ans = np.bincount(gid_c[cell], weights=m, minlength=n_groups)
+        mean, se_mean = _linearised_counts(y, *args)
+        p, se_p = _linearised_counts((y >= positive_from).astype(float), *args)
+        return n_ans, mean, se_mean, p, se_p
+
+    return _estimate_table(keys, by, items, designs, linearise, n_resp, population, confidence)
+
+
+def _linearised_counts(
+    y: np.ndarray,
+    cell: np.ndarray,
+    m: np.ndarray,
+    w_c: np.ndarray,
+    gid_c: np.ndarray,
+    n_c: np.ndarray,
+    n_resp: np.ndarray,
+    post: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_linearised` over answer counts: ``m`` respondents of cell ``cell`` answered
+    ``y``; the cell's other ``n_c - answered`` respondents have a score of 0."""
+    n_groups = len(n_resp)
+    g = gid_c[cell]
+    w = w_c[cell]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sw = np.bincount(g, weights=m * w, minlength=n_groups)
+        ybar = np.bincount(g, weights=m * w * y, minlength=n_groups) / sw
+        z = w * (y - ybar[g]) / sw[g]
+        z_skip = np.zeros(len(n_c))
+        if post:
+            zbar = np.bincount(cell, weights=m * z, minlength=len(n_c)) / n_c
+            z = z - zbar[cell]
+            z_skip = z_skip - zbar
+        skipped = n_c - np.bincount(cell, weights=m, minlength=len(n_c))
+        total = np.bincount(g, weights=m * z, minlength=n_groups) + np.bincount(
+            gid_c, weights=skipped * z_skip, minlength=n_groups
+        )
+        mu = total / n_resp
+        ss = np.bincount(g, weights=m * (z - mu[g]) ** 2, minlength=n_groups) + np.bincount(
+            gid_c, weights=skipped * (z_skip - mu[gid_c]) ** 2, minlength=n_groups
+        )
+        var = n_resp / (n_resp - 1.0) * ss
+        var = np.where(n_resp > 1, var, np.nan)
+    return ybar, np.sqrt(var)
+
+
+def _estimate_table(
+    keys: pd.DataFrame,
+    by: list[str],
+    items: list[str],
+    designs: list[Design],
+    linearise,
+    n_resp: np.ndarray,
+    population: np.ndarray,
+    confidence: float,
+) -> pd.DataFrame:
+    """Intervals and the tidy output of :func:`weighted_estimates` from the per-group
+    ``(n answered, mean, se of mean, share positive, its se)`` of every item x design."""
+    n_groups = len(n_resp)
     alpha = 1.0 - confidence
     z = stats.norm.ppf(1.0 - alpha / 2.0)
     df_prop = n_resp - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(df_prop > 0, stats.t.ppf(1.0 - alpha / 2.0, np.maximum(df_prop, 1)), np.nan)
 
-    pieces = []
-    for item in items:
-        y = pd.to_numeric(frame[item]).to_numpy(dtype=float)
-        ok = ~np.isnan(y)
-        n_ans = np.bincount(gid, weights=ok.astype(float), minlength=n_groups)
-        top = np.where(ok, (y >= positive_from).astype(float), np.nan)
-        for design in designs:
-            wd = np.ones(len(frame)) if design is Design.EQUAL_PROB else w
-            cd = cid if design is Design.POSTSTRATIFIED else None
-            mean, se_mean = _linearised(y, wd, gid, cd, n_groups)
-            p, se_p = _linearised(top, wd, gid, cd, n_groups)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                interior = (p > 0) & (p < 1)
-                half = t * se_p / (p * (1.0 - p))
-                lg = special.logit(np.where(interior, p, 0.5))
-                lg_lo = np.where(interior, special.expit(lg - half), np.nan)
-                lg_hi = np.where(interior, special.expit(lg + half), np.nan)
-                n_eff = p * (1.0 - p) / se_p**2
-                b_lo = np.where(
-                    interior, stats.beta.ppf(alpha / 2.0, n_eff * p, n_eff * (1 - p) + 1), np.nan
-                )
-                b_hi = np.where(
-                    interior,
-                    stats.beta.ppf(1.0 - alpha / 2.0, n_eff * p + 1, n_eff * (1 - p)),
-                    np.nan,
-                )
-            rows = [
-                ("mean", "svymean", mean, se_mean, mean - z * se_mean, mean + z * se_mean, np.inf),
-                ("pct_positive", "svymean", p, se_p, p - z * se_p, p + z * se_p, np.inf),
-                ("pct_positive", "svyciprop_logit", p, se_p, lg_lo, lg_hi, df_prop),
-                ("pct_positive", "svyciprop_beta", p, se_p, b_lo, b_hi, df_prop),
-            ]
-            for estimate, method, val, se, lo, hi, df in rows:
-                scale = 100.0 if estimate == "pct_positive" else 1.0
-                piece = keys.copy()
-                piece["item"] = item
-                piece["design"] = design.value
-                piece["estimate"] = estimate
-                piece["method"] = method
-                piece["n_respondents"] = n_resp.astype("int64")
-                piece["n"] = n_ans.astype("int64")
-                piece["population"] = population
-                piece["value"] = scale * val
-                piece["se"] = scale * se
-                piece["ci_low"] = scale * lo
-                piece["ci_high"] = scale * hi
-                piece["df"] = np.broadcast_to(df, (n_groups,)).astype(float)
-                pieces.append(piece)
-    out = pd.concat(pieces, ignore_index=True)
+    # one row of arrays per item x design (every array holds one value per group)
+    combos = [(item, design) for item in items for design in designs]
+    parts = [linearise(item, design) for item, design in combos]
+    n_ans, mean, se_mean, p, se_p = (
+        np.array([r[i] for r in parts], dtype=float).reshape(len(combos), n_groups)
+        for i in range(5)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        interior = (p > 0) & (p < 1)
+        half = t * se_p / (p * (1.0 - p))
+        lg = special.logit(np.where(interior, p, 0.5))
+        lg_lo = np.where(interior, special.expit(lg - half), np.nan)
+        lg_hi = np.where(interior, special.expit(lg + half), np.nan)
+        n_eff = p * (1.0 - p) / se_p**2
+        b_lo = np.where(
+            interior, stats.beta.ppf(alpha / 2.0, n_eff * p, n_eff * (1 - p) + 1), np.nan
+        )
+        b_hi = np.where(
+            interior,
+            stats.beta.ppf(1.0 - alpha / 2.0, n_eff * p + 1, n_eff * (1 - p)),
+            np.nan,
+        )
+    df_inf = np.full_like(p, np.inf)
+    df_p = np.broadcast_to(df_prop, p.shape).astype(float)
+    rows = [
+        ("mean", "svymean", mean, se_mean, mean - z * se_mean, mean + z * se_mean, df_inf),
+        ("pct_positive", "svymean", p, se_p, p - z * se_p, p + z * se_p, df_inf),
+        ("pct_positive", "svyciprop_logit", p, se_p, lg_lo, lg_hi, df_p),
+        ("pct_positive", "svyciprop_beta", p, se_p, b_lo, b_hi, df_p),
+    ]
+    scales = np.array([100.0 if r[0] == "pct_positive" else 1.0 for r in rows])
+
+    def stack(i: int) -> np.ndarray:
+        # (item x design, estimate row, group), flattened in that order
+        return np.stack([r[i] for r in rows], axis=1) * scales[None, :, None]
+
+    n_combos, n_rows = len(combos), len(rows)
+    reps = n_combos * n_rows
+    out = keys.iloc[np.tile(np.arange(n_groups), reps)].reset_index(drop=True)
+    out["item"] = np.repeat([c[0] for c in combos], n_rows * n_groups)
+    out["design"] = np.repeat([c[1].value for c in combos], n_rows * n_groups)
+    out["estimate"] = np.tile(np.repeat([r[0] for r in rows], n_groups), n_combos)
+    out["method"] = np.tile(np.repeat([r[1] for r in rows], n_groups), n_combos)
+    out["n_respondents"] = np.tile(n_resp.astype("int64"), reps)
+    out["n"] = np.repeat(n_ans.astype("int64"), n_rows, axis=0).ravel()
+    out["population"] = np.tile(population, reps)
+    out["value"] = stack(2).ravel()
+    out["se"] = stack(3).ravel()
+    out["ci_low"] = stack(4).ravel()
+    out["ci_high"] = stack(5).ravel()
+    out["df"] = np.stack([r[6] for r in rows], axis=1).astype(float).ravel()
     if by:
         out = out.sort_values(by, kind="stable").reset_index(drop=True)
     return out
