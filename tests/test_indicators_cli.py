@@ -73,8 +73,11 @@ def test_changes_lists_the_planted_change(db):
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     hits = [x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"]]
     assert hits and all(x["p_adjusted"] < 0.05 for x in hits)
-    sizes = [abs(x["effect_size"]) for x in rows]
-    assert sizes == sorted(sizes, reverse=True)
+    tests = [x["test"] for x in rows]
+    assert tests == sorted(tests, reverse=True)  # Cohen's h rows first, then rank-biserial
+    for test in set(tests):
+        sizes = [abs(x["effect_size"]) for x in rows if x["test"] == test]
+        assert sizes == sorted(sizes, reverse=True)
 
 
 @pytest.mark.parametrize(
