@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipeline.mapping import ColumnMap, Meta, map_columns
 from pipeline.readers import SOURCE_ROW, Export, open_export
 from pipeline.readers.encoding import file_sha256
 from pipeline.registry import OrgRegistry
-from pipeline.store import Store, quarantine_json, response_id
+from pipeline.store import Store, arrow_table, quarantine_json, response_ids
 from pipeline.validate import (
     Context,
     build_schema,
@@ -26,6 +27,9 @@ from pipeline.validate import (
     validate_typed,
 )
 
+#: Rows typed, validated and stored at a time: larger chunks spread the fixed cost per
+#: chunk and column (pandera, DuckDB) over more rows; memory grows with the chunk.
+CHUNK_ROWS = 250_000
 _WAVE_IN_PATH = re.compile(r"(?<!\d)(20\d\d)[-_](20\d\d)(?!\d)")
 
 
@@ -130,7 +134,7 @@ def ingest_file(
         result.notes.append(f"already loaded as load {done['load_id']} ({done['file_name']})")
         return result
     try:
-        export = open_export(path, sheet=sheet, dialect=dialect)
+        export = open_export(path, sheet=sheet, dialect=dialect, chunk_rows=CHUNK_ROWS)
         result.dialect, result.encoding = export.dialect, export.encoding
         if instrument:
             inst = catalog.for_wave(instrument, wave) if wave else catalog.get(instrument)
@@ -193,13 +197,25 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
                 result.notes.append(f"replaces load {old_id} ({name})")
         read = loaded = quarantined = 0
         failures_all = []
+        # rows of other loads in this wave, which a newer export may repeat (looked up once:
+        # while this file loads, only its own rows are added)
+        others = store.con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? LIMIT 1)",
+            [wave, load_id],
+        ).fetchall()[0][0]
+        # One thread writes to the database (DuckDB runs without the GIL) while this one
+        # types and validates the next chunk; at most one chunk waits to be written.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-store")
+        pending: Future | None = None
         for chunk in export.iter_chunks():
             read += len(chunk)
             typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
             good, failures = validate_typed(typed, chunk, cmap, schema)
             # submissions already loaded from an earlier file (a newer export repeating them)
-            keys = good["submission_key"].dropna().unique().tolist()
+            keys = good["submission_key"].dropna().unique().tolist() if others else []
             if keys:
+                if pending is not None:  # the connection is the writer's until it is done
+                    pending.result()
                 store.con.register("_keys", pd.DataFrame({"k": keys}))
                 seen = set(
                     store.con.execute(
@@ -235,7 +251,7 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
             quarantined += len(bad_idx)
             good = good.copy()
             good["load_id"] = load_id
-            good["response_id"] = [response_id(load_id, r) for r in good[SOURCE_ROW]]
+            good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
             good["instrument"], good["version"], good["wave"] = inst.id, inst.version, wave
             prog_field = next((f.code for f in inst.context_fields if f.context == "programme"),
                               None)  # fmt: skip
@@ -244,25 +260,30 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
             good["unit"] = good[unit_field] if unit_field else good["programme"]
             good["excluded"] = False
             extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
-            store.insert(table, good.drop(columns=extra))
+            writes = [(table, arrow_table(good.drop(columns=extra)))]
             loaded += len(good)
             flags = row_flags(good, inst)
             if len(flags):
                 flags["load_id"] = load_id
-                flags["response_id"] = [response_id(load_id, r) for r in flags[SOURCE_ROW]]
-                store.insert("qa_flags", flags)
-            comments = comments[comments[SOURCE_ROW].isin(set(good[SOURCE_ROW]))]
+                flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
+                writes.append(("qa_flags", flags))
+            comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
             if len(comments):
                 by_row = good.set_index(SOURCE_ROW)
-                store.insert("fct_comments", comments.assign(
-                    load_id=load_id, response_id=[response_id(load_id, r) for r in
-                                                  comments[SOURCE_ROW]],
+                writes.append(("fct_comments", comments.assign(
+                    load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
                     instrument=inst.id, wave=wave,
                     programme=by_row.loc[comments[SOURCE_ROW], "programme"].to_numpy(),
                     unit=by_row.loc[comments[SOURCE_ROW], "unit"].to_numpy(),
-                ).drop(columns=[SOURCE_ROW]))  # fmt: skip
+                ).drop(columns=[SOURCE_ROW])))  # fmt: skip
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write, store, writes)
             if progress:
                 progress(path.name, read, read)
+        if pending is not None:
+            pending.result()
+        writer.shutdown()
         if strict and quarantined:
             first = pd.concat(failures_all).iloc[0]
             raise ValidationFailed(
@@ -301,6 +322,11 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
         result.status = "loaded"
 
 
+def _write(store: Store, writes: list[tuple[str, object]]) -> None:
+    for table, rows in writes:
+        store.insert(table, rows)
+
+
 def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, load_id: int) -> int:
     """Flags that need the whole file or wave: duplicates and speeders. Returns rows flagged.
 
@@ -310,23 +336,34 @@ def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, loa
     """
     con = store.con
     context = [f.code for f in inst.context_fields if f.context in ("teacher", "discipline")]
-    part = ", ".join(["coalesce(person_key, dup_key)", *context])
+    part = ["coalesce(person_key, dup_key)", *context]
     wave_loads = f"SELECT DISTINCT load_id FROM {table} WHERE wave = ?"
     con.execute(
         f"DELETE FROM qa_flags WHERE flag = 'duplicate' AND load_id IN ({wave_loads})", [wave]
     ).fetchall()
-    con.execute(f"UPDATE {table} SET excluded = FALSE WHERE wave = ?", [wave]).fetchall()
+    con.execute(
+        f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded", [wave]
+    ).fetchall()
+    # only keys seen twice can hold a duplicate: number the rows of those partitions
+    keys = [f"p{i}" for i in range(len(part))]
+    same = " AND ".join(f"w.{k} IS NOT DISTINCT FROM twice.{k}" for k in keys)
     con.execute(
         f"""
         INSERT INTO qa_flags
+        WITH w AS (
+            SELECT load_id, response_id, source_row, submitted_at, submission_key,
+                   {", ".join(f"{p} AS {k}" for p, k in zip(part, keys, strict=True))}
+            FROM {table} WHERE wave = ?
+        ),
+        twice AS (SELECT {", ".join(keys)} FROM w GROUP BY ALL HAVING count(*) > 1)
         SELECT load_id, response_id, source_row, 'duplicate',
                'same respondent or identical answers as an earlier submission'
         FROM (
             SELECT load_id, response_id, source_row,
-                   row_number() OVER (PARTITION BY {part}
+                   row_number() OVER (PARTITION BY {", ".join(keys)}
                                       ORDER BY submitted_at NULLS LAST, submission_key,
                                                source_row) AS k
-            FROM {table} WHERE wave = ?
+            FROM w SEMI JOIN twice ON {same}
         ) WHERE k > 1
         """,
         [wave],

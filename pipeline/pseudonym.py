@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import SapatError
@@ -49,3 +50,37 @@ def pseudonym(key: bytes, *parts: str) -> str:
     """HMAC-SHA256 of the parts (case- and space-normalised), as 32 hex characters."""
     msg = "\x1f".join(p.strip().casefold() for p in parts).encode("utf-8")
     return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+
+
+def fold(part: str) -> str:
+    """One part of a pseudonym's message as :func:`pseudonym` normalises it."""
+    return part.strip().casefold()
+
+
+def _digests(key: bytes, prefix: Sequence[str], values: Iterable[str]) -> Iterator:
+    """HMAC-SHA256 objects of ``prefix + [value]`` for each value, as :func:`pseudonym`
+    builds the message; the key blocks and the prefix are hashed once (same digests as
+    ``hmac.new``, about twice as fast)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    head = "".join(fold(p) + "\x1f" for p in prefix).encode("utf-8")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + head)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    for v in values:
+        i = inner.copy()
+        i.update(fold(v).encode("utf-8"))
+        o = outer.copy()
+        o.update(i.digest())
+        yield o
+
+
+def pseudonyms(key: bytes, prefix: Sequence[str], values: Iterable[str]) -> list[str]:
+    """``pseudonym(key, *prefix, v)`` for each ``v`` in ``values`` (the same keys)."""
+    return [o.hexdigest()[:32] for o in _digests(key, prefix, values)]
+
+
+def keyed_labels(key: bytes, prefix: Sequence[str], values: Iterable[str]) -> list[bytes]:
+    """The first 16 bytes of ``pseudonym``'s HMAC for each value: random-looking labels
+    that only the key holder can compute, combined (XOR) into per-row keys."""
+    return [o.digest()[:16] for o in _digests(key, prefix, values)]

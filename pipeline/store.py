@@ -26,7 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.errors import SapatError
@@ -136,6 +138,11 @@ def response_id(load_id: int, source_row: int) -> int:
     return (int(load_id) << 32) | int(source_row)
 
 
+def response_ids(load_id: int, source_rows) -> np.ndarray:
+    """:func:`response_id` of many rows at once (int64)."""
+    return (np.int64(load_id) << np.int64(32)) | np.asarray(source_rows, dtype=np.int64)
+
+
 class Store:
     """A DuckDB database file, opened for writing by the CLI (one writer)."""
 
@@ -232,8 +239,9 @@ class Store:
                     self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{c}" {t}')
         return table
 
-    def insert(self, table: str, frame: pd.DataFrame) -> None:
-        if frame.empty:
+    def insert(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
+        """Append rows (matched to the table's columns by name)."""
+        if not len(frame):
             return
         self.con.register("_chunk", frame)
         try:
@@ -260,22 +268,53 @@ class Store:
             teacher = "teacher" if inst.has("teacher") else "NULL"
             discipline = "discipline" if inst.has("discipline") else "NULL"
             level = "level" if inst.has("level") else "NULL"
-            cols = ", ".join(f'"{c}"' for c in items)
+            keys = (f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
+                    f"level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
+            # One pass: a count per item × answer code for each group (a wide row), then
+            # unpivoted; the groups are few, so this is several times faster than
+            # unpivoting every answer. Values outside an item's codes (validation keeps
+            # them out) take the general path.
+            codes = {c: [ch.code for ch in inst.scale_of(inst.field(c)).choices] for c in items}
+            counts = ", ".join(f'count_if("{c}" = {v}) AS "{c}|{v}"'
+                               for c in items for v in codes[c])  # fmt: skip
+            other = " + ".join(f'count_if("{c}" NOT IN ({", ".join(map(str, codes[c]))}))'
+                               for c in items)  # fmt: skip
             self.con.execute(
                 f"""
-                INSERT INTO fct_answer_counts
-                SELECT load_id, instrument, version, wave, programme, unit,
-                       {level}::TINYINT AS level, {teacher}::VARCHAR AS teacher,
-                       {discipline}::VARCHAR AS discipline, item, answer, count(*) AS n
-                FROM (
-                    UNPIVOT (SELECT * FROM {table}
-                             WHERE wave = ? AND version = ? AND NOT excluded)
-                    ON {cols} INTO NAME item VALUE answer
-                )
+                CREATE OR REPLACE TEMP TABLE _counts AS
+                SELECT {keys}, {counts}, {other} AS _other
+                FROM {table} WHERE wave = ? AND version = ? AND NOT excluded
                 GROUP BY ALL
                 """,
                 [wave, inst.version],
             ).fetchall()
+            if self.con.execute("SELECT sum(_other) FROM _counts").fetchall()[0][0]:
+                self.con.execute(
+                    f"""
+                    INSERT INTO fct_answer_counts
+                    SELECT {keys}, item, answer, count(*) AS n
+                    FROM (
+                        UNPIVOT (SELECT * FROM {table}
+                                 WHERE wave = ? AND version = ? AND NOT excluded)
+                        ON {", ".join(f'"{c}"' for c in items)} INTO NAME item VALUE answer
+                    )
+                    GROUP BY ALL
+                    """,
+                    [wave, inst.version],
+                ).fetchall()
+            else:
+                self.con.execute(
+                    """
+                    INSERT INTO fct_answer_counts
+                    SELECT load_id, instrument, version, wave, programme, unit, level, teacher,
+                           discipline, split_part(k, '|', 1) AS item,
+                           split_part(k, '|', 2)::TINYINT AS answer, n
+                    FROM (UNPIVOT (SELECT * EXCLUDE (_other) FROM _counts)
+                          ON COLUMNS('\\|') INTO NAME k VALUE n)
+                    WHERE n > 0
+                    """
+                ).fetchall()
+            self.con.execute("DROP TABLE _counts").fetchall()
 
     def write_manifest(self, row: dict) -> None:
         row = {**row, "loaded_at": datetime.now(), "tool_version": __version__}
@@ -327,6 +366,11 @@ class Store:
             self.con.register("_dim", frame)
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dim")
             self.con.unregister("_dim")
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """A frame as Arrow, which DuckDB reads without holding Python's GIL."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def quarantine_json(raw: dict) -> str:

@@ -9,6 +9,7 @@ with the raw value. Nothing is dropped: a failing row goes to quarantine whole.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import re
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 
 from pipeline.instruments import Field, Instrument, Role
 from pipeline.mapping import ColumnMap, Meta, answer_table, code_in_brackets, normalise, unit_table
-from pipeline.pseudonym import pseudonym
+from pipeline.pseudonym import keyed_labels, pseudonyms
 from pipeline.readers import SOURCE_ROW
 
 #: Typed value of an answer whose text is not in the choice list.
@@ -67,59 +69,124 @@ class Context:
         )
 
 
-def _lookup_codes(values: pd.Series, table: dict[str, str]) -> pd.Series:
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) of a column, as ``pd.factorize``: missing values get code -1,
+    uniques in order of first appearance.
+
+    pandas' CSV parser hands out one ``str`` object per distinct text in a column, so
+    the column is factorized by object address first (integers, hashed several times
+    faster than strings), then only the distinct objects are factorized by value; the
+    result is the same whether or not equal texts share an object.
+    """
+    arr = values.to_numpy(dtype=object)
+    if len(arr) == 0 or not arr.flags.c_contiguous:
+        return pd.factorize(arr, use_na_sentinel=True)
+    # the object pointers, read in place (arr keeps the objects alive meanwhile)
+    addresses = np.ctypeslib.as_array((ctypes.c_ssize_t * len(arr)).from_address(arr.ctypes.data))
+    by_object, objects = pd.factorize(addresses)
+    first = np.empty(len(objects), dtype=np.intp)
+    first[by_object[::-1]] = np.arange(len(arr) - 1, -1, -1)
+    codes, uniques = pd.factorize(arr[first], use_na_sentinel=True)
+    return codes[by_object], uniques
+
+
+def _take(per_unique, codes: np.ndarray, missing=None) -> np.ndarray:
+    """Object array: ``per_unique[code]`` for each row, ``missing`` where the code is -1."""
+    table = np.empty(len(per_unique) + 1, dtype=object)
+    table[:-1] = per_unique
+    table[-1] = missing
+    return table[codes]
+
+
+def _lookup_codes(values: pd.Series, table: dict[str, str], factorized=None) -> pd.Series:
     """Registry code for each value (by code, unique name, or ``Name (CODE)``); else raw."""
-    uniq = values.dropna().unique()
-    found = {}
+    codes, uniq = factorized if factorized is not None else _factorize(values)
+    found = []
     for v in uniq:
         text = str(v)
         inner = code_in_brackets(text)
         hit = table.get(normalise(inner)) if inner else None
-        found[v] = hit or table.get(normalise(text)) or text
-    return values.map(found)
+        found.append(hit or table.get(normalise(text)) or text)
+    return pd.Series(_take(found, codes, np.nan), index=values.index, dtype=object)
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """Timestamps as platforms write them: ``15.10.2024 10:23``, ``10/15/2024 10:23:45``,
-    ISO 8601 with or without offset. Unparsable → NaT (timestamps are metadata)."""
-    s = values.astype("string")
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    for mask, kwargs in (
-        (s.str.match(_DOTTED.pattern).fillna(False), {"dayfirst": True}),
-        (s.str.match(_SLASHED.pattern).fillna(False), {"dayfirst": False}),
+#: Exact formats tried before pandas' per-value ``format="mixed"`` parser; a value they
+#: do not fit goes to ``mixed`` as before, so the result is the same, only faster.
+_DOTTED_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
+_SLASHED_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%Y %I:%M:%S %p",
+                    "%m/%d/%Y %I:%M %p")  # fmt: skip
+
+
+def _to_datetime(s: pd.Series, formats: tuple[str, ...], utc: bool = False, **mixed) -> pd.Series:
+    """``pd.to_datetime(s, errors="coerce", format="mixed", utc=utc, **mixed)``, with the
+    exact ``formats`` tried first (vectorised); what they do not fit goes to ``mixed``."""
+    pieces, todo = [], s
+    for fmt in formats:
+        parsed = pd.to_datetime(todo, errors="coerce", format=fmt, utc=utc)
+        ok = parsed.notna()
+        pieces.append(parsed[ok])
+        todo = todo[~ok]
+        if todo.empty:
+            break
+    else:
+        pieces.append(pd.to_datetime(todo, errors="coerce", format="mixed", utc=utc, **mixed))
+    return pd.concat(pieces).reindex(s.index)
+
+
+def _parse_stamps(s: pd.Series) -> pd.Series:
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    for mask, formats, kwargs in (
+        (s.str.match(_DOTTED.pattern).fillna(False), _DOTTED_FORMATS, {"dayfirst": True}),
+        (s.str.match(_SLASHED.pattern).fillna(False), _SLASHED_FORMATS, {"dayfirst": False}),
     ):
         if mask.any():
-            out[mask] = pd.to_datetime(s[mask], errors="coerce", format="mixed", **kwargs)
+            out[mask] = _to_datetime(s[mask], formats, **kwargs)
     rest = s.notna() & out.isna()
     if rest.any():
-        parsed = pd.to_datetime(s[rest], errors="coerce", format="mixed", utc=True)
+        parsed = _to_datetime(s[rest], ("ISO8601",), utc=True)
         out[rest] = parsed.dt.tz_convert("Asia/Bishkek").dt.tz_localize(None)
     return out
 
 
-def _typed_field(inst: Instrument, f: Field, raw: pd.Series, ctx: Context) -> pd.Series:
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Timestamps as platforms write them: ``15.10.2024 10:23``, ``10/15/2024 10:23:45``,
+    ISO 8601 with or without offset. Unparsable → NaT (timestamps are metadata).
+    Each distinct text is parsed once."""
+    codes, uniq = _factorize(values)
+    parsed = _parse_stamps(pd.Series(uniq, dtype="string")).to_numpy()
+    table = np.empty(len(parsed) + 1, dtype="datetime64[ns]")
+    table[:-1] = parsed
+    table[-1] = np.datetime64("NaT")
+    return pd.Series(table[codes], index=values.index)
+
+
+def _typed_field(
+    inst: Instrument, f: Field, raw: pd.Series, ctx: Context, factorized=None
+) -> pd.Series:
+    """The typed column of one field; each distinct answer text is looked at once.
+    ``factorized``: ``_factorize(raw)`` when the caller has it already."""
+    codes, uniq = factorized = factorized if factorized is not None else _factorize(raw)
     scale = inst.scale_of(f)
     if f.context == "programme" and scale is None:
-        return _lookup_codes(raw, ctx.programmes).astype("string")
+        return _lookup_codes(raw, ctx.programmes, factorized).astype("string")
     if f.context == "unit" and scale is None:
-        return _lookup_codes(raw, ctx.units).astype("string")
+        return _lookup_codes(raw, ctx.units, factorized).astype("string")
     if f.context == "teacher":
-        return _lookup_codes(raw, ctx.teachers).astype("string")
+        return _lookup_codes(raw, ctx.teachers, factorized).astype("string")
     if f.context == "discipline":
-        return _lookup_codes(raw, ctx.disciplines).astype("string")
+        return _lookup_codes(raw, ctx.disciplines, factorized).astype("string")
     if scale is not None:
         table = answer_table(inst, f)
-        uniq = raw.dropna().unique()
-        codes = {v: table.get(normalise(v), UNKNOWN_CODE) for v in uniq}
-        return raw.map(codes).astype("Int8")
+        lut = np.array([table.get(normalise(v), UNKNOWN_CODE) for v in uniq] + [0], np.int8)
+        values = pd.arrays.IntegerArray(lut[codes], codes < 0)
+        return pd.Series(values, index=raw.index)
     if f.base_type in ("integer", "decimal"):
-        num = pd.to_numeric(raw.str.replace(",", ".", regex=False), errors="coerce")
-        bad = raw.notna() & (
-            num.isna() | (num % 1 != 0) if f.base_type == "integer" else num.isna()
-        )
-        num = num.mask(bad, UNPARSABLE)
-        return num.astype("Int16" if f.base_type == "integer" else "Float64")
-    return raw.astype("string")
+        u = pd.Series(uniq, dtype=object)
+        num = pd.to_numeric(u.str.replace(",", ".", regex=False), errors="coerce")
+        bad = u.notna() & (num.isna() | (num % 1 != 0) if f.base_type == "integer" else num.isna())
+        num = num.mask(bad, UNPARSABLE).astype("Int16" if f.base_type == "integer" else "Float64")
+        return pd.Series(num.array.take(codes, allow_fill=True), index=raw.index)
+    return pd.Series(_take(uniq, codes, np.nan), index=raw.index, dtype=object).astype("string")
 
 
 def _range(constraint: str | None) -> tuple[float | None, float | None]:
@@ -174,6 +241,95 @@ class TypedChunk:
     comments: pd.DataFrame  # source_row, item, text (of good rows)
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hex(digests: np.ndarray, index: pd.Index) -> pd.Series:
+    """Rows of bytes (n × k) as strings of 2k hex digits, built without a Python loop."""
+    n, k = digests.shape
+    chars = np.empty((n, 2 * k), dtype=np.uint8)
+    chars[:, 0::2] = _HEX[digests >> 4]
+    chars[:, 1::2] = _HEX[digests & 15]
+    offsets = np.arange(0, 2 * k * (n + 1), 2 * k, dtype=np.int32)
+    texts = pyarrow.StringArray.from_buffers(n, pyarrow.py_buffer(offsets),
+                                             pyarrow.py_buffer(chars))  # fmt: skip
+    return pd.Series(texts.to_pandas().array, index=index)
+
+
+def _xor_labels(n: int, parts: list[tuple[np.ndarray, list[bytes]]]) -> np.ndarray:
+    """Per row, the XOR of one 32-byte label per part (``labels[code]``; code -1 takes
+    the last label, the one for a missing value): n × 32 bytes."""
+    acc = np.zeros((n, 4), dtype=np.uint64)
+    rows = np.empty((n, 4), dtype=np.uint64)
+    for codes, labels in parts:
+        table = np.frombuffer(b"".join(labels), dtype=np.uint64).reshape(-1, 4)
+        np.take(table, codes, axis=0, out=rows, mode="wrap")
+        acc ^= rows
+    return acc.view(np.uint8).reshape(n, 32)
+
+
+def _answer_label(code: str, text: str) -> bytes:
+    return hashlib.blake2b(f"{code}\x1f{text}".encode(), digest_size=16).digest()
+
+
+def _row_keys(
+    chunk: pd.DataFrame,
+    answers: list[tuple[str, np.ndarray, np.ndarray]],
+    meta: dict[Meta, str],
+    key: bytes,
+    instrument: str,
+    wave: str,
+) -> dict[str, pd.Series | None]:
+    """person_key, submission_key and dup_key of every row; each distinct text is
+    hashed once, rows get their keys by vectorised lookups.
+
+    ``person_key`` is :func:`pseudonym` of the e-mail and ``submission_key`` that of the
+    platform id. Without a platform id, ``submission_key`` combines (XOR) keyed labels
+    (HMAC-SHA256 with the secret key) of the submission time and of each answer, folded
+    like a pseudonym's parts, so equal time and answers give equal keys and nobody
+    without the key can compute one. ``dup_key`` combines unkeyed BLAKE2b labels of the
+    answers as given (missing = empty): equal answers, equal key (96 bits, 24 hex digits).
+    """
+    n, index = len(chunk), chunk.index
+    out: dict[str, pd.Series | None] = {"person_key": None}
+    if Meta.EMAIL in meta:
+        codes, uniq = _factorize(chunk[meta[Meta.EMAIL]])
+        emails = [u for u in uniq if isinstance(u, str) and "@" in u]
+        found = dict(zip(emails, pseudonyms(key, [instrument], emails), strict=True))
+        keys = _take([found.get(u) for u in uniq], codes)
+        out["person_key"] = pd.Series(keys, index=index, dtype=object)
+    if Meta.SUBMISSION_ID in meta:
+        codes, uniq = _factorize(chunk[meta[Meta.SUBMISSION_ID]])
+        ids = [t for t in map(str, uniq) if t]
+        found = dict(zip(ids, pseudonyms(key, [instrument, wave], ids), strict=True))
+        keys = _take([found.get(str(u)) for u in uniq], codes)
+        out["submission_key"] = pd.Series(keys, index=index, dtype=object)
+    # without a platform id, the submission time with the answers identify a submission
+    keyed = Meta.SUBMISSION_ID not in meta
+    blank = bytes(16)
+    parts = []  # per part: 16 bytes keyed label (submission_key), 16 unkeyed (dup_key)
+    if keyed:
+        if Meta.SUBMITTED_AT in meta:
+            codes, uniq = _factorize(chunk[meta[Meta.SUBMITTED_AT]])
+            stamps = [*map(str, uniq), ""]
+        else:
+            codes, stamps = np.full(n, -1), [""]
+        labels = keyed_labels(key, [instrument, wave, ":submitted_at"], stamps)
+        parts.append((codes, [k + blank for k in labels]))
+    for code, codes, uniq in answers:
+        texts = [*map(str, uniq), ""]
+        plain = [_answer_label(code, t) for t in texts]
+        labels = (
+            keyed_labels(key, [instrument, wave, code], texts) if keyed else [blank] * len(texts)
+        )
+        parts.append((codes, [k + p for k, p in zip(labels, plain, strict=True)]))
+    digests = _xor_labels(n, parts)
+    if keyed:
+        out["submission_key"] = _hex(digests[:, :16], index)
+    out["dup_key"] = _hex(digests[:, 16:28], index)
+    return out
+
+
 def type_chunk(
     chunk: pd.DataFrame,
     cmap: ColumnMap,
@@ -184,8 +340,9 @@ def type_chunk(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(typed frame, comments) for one raw chunk; no validation yet."""
     inst = cmap.instrument
-    typed = pd.DataFrame({SOURCE_ROW: chunk[SOURCE_ROW].to_numpy()}, index=chunk.index)
+    typed = {SOURCE_ROW: chunk[SOURCE_ROW].to_numpy()}
     comments = []
+    answers = []
     for col, code in cmap.fields.items():
         f = inst.field(code)
         if f.role is Role.COMMENT:
@@ -194,7 +351,9 @@ def type_chunk(
             comments.append(pd.DataFrame({SOURCE_ROW: chunk.loc[text.index, SOURCE_ROW],
                                           "item": code, "text": text.str.strip()}))  # fmt: skip
             continue
-        typed[code] = _typed_field(inst, f, chunk[col], ctx)
+        factorized = _factorize(chunk[col])
+        answers.append((code, *factorized))
+        typed[code] = _typed_field(inst, f, chunk[col], ctx, factorized)
     meta = {kind: col for col, kind in cmap.meta.items()}
     submitted = started = completed = None
     if Meta.SUBMITTED_AT in meta:
@@ -203,6 +362,7 @@ def type_chunk(
         started = parse_timestamps(chunk[meta[Meta.STARTED_AT]])
     if Meta.COMPLETED_AT in meta:
         completed = parse_timestamps(chunk[meta[Meta.COMPLETED_AT]])
+    typed = pd.DataFrame(typed, index=chunk.index)
     typed["submitted_at"] = (
         submitted if submitted is not None else completed if completed is not None else pd.NaT
     )
@@ -212,31 +372,18 @@ def type_chunk(
         typed["duration_s"] = (completed - started).dt.total_seconds()
     else:
         typed["duration_s"] = np.nan
-    typed["person_key"] = (
-        chunk[meta[Meta.EMAIL]].map(
-            lambda v: pseudonym(key, inst.id, v) if isinstance(v, str) and "@" in v else None
-        )
-        if Meta.EMAIL in meta
-        else None
-    )
-    answer_cols = [c for c in cmap.fields if inst.field(cmap.fields[c]).role is not Role.COMMENT]
-    content = chunk[answer_cols].fillna("").astype(str).agg("\x1f".join, axis=1)
-    if Meta.SUBMISSION_ID in meta:
-        ids = chunk[meta[Meta.SUBMISSION_ID]].fillna("").astype(str)
-        typed["submission_key"] = [pseudonym(key, inst.id, wave, i) if i else None for i in ids]
-    else:  # no platform id: the submission time with the answers identify a submission
-        stamp = chunk[meta[Meta.SUBMITTED_AT]].fillna("") if Meta.SUBMITTED_AT in meta else ""
-        typed["submission_key"] = [
-            pseudonym(key, inst.id, wave, s, c) for s, c in zip(
-                stamp if isinstance(stamp, pd.Series) else [""] * len(content), content,
-                strict=True)
-        ]  # fmt: skip
-    # identical answers (with context) mark a duplicate submission where no person key exists
-    typed["dup_key"] = [hashlib.blake2b(c.encode(), digest_size=12).hexdigest() for c in content]
+    for name, values in _row_keys(chunk, answers, meta, key, inst.id, wave).items():
+        typed[name] = values
     items = [f.code for f in inst.items if f.code in typed]
-    if items:
-        vals = typed[items]
-        typed["answered"] = vals.isin(list(range(1, 11))).sum(axis=1).astype("int16")
+    if items:  # answers with a code 1..10 (not "not applicable", not missing)
+        answered = np.zeros(len(typed), dtype=np.int16)
+        for code in items:
+            if isinstance(typed[code].array, pd.arrays.IntegerArray):
+                values, present = _numbers(typed[code])
+                answered += present & (values >= 1) & (values <= 10)
+            else:
+                answered += typed[code].isin(range(1, 11)).to_numpy(dtype=bool)
+        typed["answered"] = answered
     else:
         typed["answered"] = 0
     frame = pd.concat(comments, ignore_index=True) if comments else pd.DataFrame(
@@ -282,17 +429,37 @@ def validate_typed(
     return good, failures
 
 
+def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present) of a numeric column, without a float copy for integer codes."""
+    arr = column.array
+    if isinstance(arr, pd.arrays.IntegerArray):
+        return arr.to_numpy(dtype=arr.dtype.numpy_dtype, na_value=0), ~arr.isna()
+    values = column.to_numpy(dtype="float64", na_value=np.nan)
+    return values, ~np.isnan(values)
+
+
 def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
     """Flags visible within a row: straight-lining and too few answers (nothing deleted)."""
     items = [f.code for f in inst.items if f.code in typed]
-    out = []
+    rows = typed[SOURCE_ROW].to_numpy(dtype=np.int64)
+    frames = []
     if len(items) >= 5:
-        vals = typed[items].where(typed[items] > 0)
-        answered = vals.notna().sum(axis=1)
-        same = (vals.nunique(axis=1) == 1) & (answered >= 5)
-        for r in typed.loc[same, SOURCE_ROW]:
-            out.append((int(r), "straight_liner", "the same answer to every item"))
+        n = len(typed)
+        answered = np.zeros(n, dtype=np.int64)
+        low, high = np.full(n, np.inf), np.full(n, -np.inf)
+        for code in items:  # answers > 0: "not applicable" (0) is no answer
+            values, present = _numbers(typed[code])
+            given = present & (values > 0)
+            answered += given
+            np.minimum(low, values, out=low, where=given)
+            np.maximum(high, values, out=high, where=given)
+        same = (answered >= 5) & (low == high)
+        frames.append(pd.DataFrame({SOURCE_ROW: rows[same], "flag": "straight_liner",
+                                    "detail": "the same answer to every item"}))  # fmt: skip
         few = answered < (len(items) + 1) // 2
-        for r, n in zip(typed.loc[few, SOURCE_ROW], answered[few], strict=True):
-            out.append((int(r), "too_few_answers", f"{int(n)} of {len(items)} items answered"))
-    return pd.DataFrame(out, columns=[SOURCE_ROW, "flag", "detail"])
+        frames.append(pd.DataFrame({SOURCE_ROW: rows[few], "flag": "too_few_answers",
+                                    "detail": [f"{n} of {len(items)} items answered"
+                                               for n in answered[few]]}))  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=[SOURCE_ROW, "flag", "detail"])
+    return pd.concat(frames, ignore_index=True)
