@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.errors import InputFileError, MappingError, SapatError, UsageError, ValidationFailed
 from pipeline.instruments import Catalog, Instrument, wave_start_year
@@ -122,19 +123,28 @@ def ingest_file(
     """Load one export in one transaction; a :class:`LoadResult` whatever happens."""
     path = Path(path)
     result = LoadResult(file=str(path))
-    try:
-        result.sha256 = file_sha256(path)
-    except OSError as exc:
-        result.errors.append(InputFileError(f"cannot read the file ({exc.strerror})",
-                                            file=str(path)).as_dict())  # fmt: skip
-        return result
+    # the file's hash (on a thread: hashing runs without the GIL) while it is opened
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-sha256") as pool:
+        digest = pool.submit(file_sha256, path)
+        export = opening = None
+        try:
+            export = open_export(path, sheet=sheet, dialect=dialect, chunk_rows=CHUNK_ROWS)
+        except Exception as exc:  # reported below, after the hash and duplicate checks
+            opening = exc
+        try:
+            result.sha256 = digest.result()
+        except OSError as exc:
+            result.errors.append(InputFileError(f"cannot read the file ({exc.strerror})",
+                                                file=str(path)).as_dict())  # fmt: skip
+            return result
     if (done := store.load_of(result.sha256)) is not None:
         result.status = "duplicate"
         result.instrument, result.wave = done["instrument"], done["wave"]
         result.notes.append(f"already loaded as load {done['load_id']} ({done['file_name']})")
         return result
     try:
-        export = open_export(path, sheet=sheet, dialect=dialect, chunk_rows=CHUNK_ROWS)
+        if opening is not None:
+            raise opening
         result.dialect, result.encoding = export.dialect, export.encoding
         if instrument:
             inst = catalog.for_wave(instrument, wave) if wave else catalog.get(instrument)
@@ -203,87 +213,78 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
             f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? LIMIT 1)",
             [wave, load_id],
         ).fetchall()[0][0]
-        # One thread writes to the database (DuckDB runs without the GIL) while this one
-        # types and validates the next chunk; at most one chunk waits to be written.
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-store")
-        pending: Future | None = None
-        for chunk in export.iter_chunks():
-            read += len(chunk)
-            typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
-            good, failures = validate_typed(typed, chunk, cmap, schema)
-            # submissions already loaded from an earlier file (a newer export repeating them)
-            keys = good["submission_key"].dropna().unique().tolist() if others else []
-            if keys:
-                if pending is not None:  # the connection is the writer's until it is done
-                    pending.result()
-                store.con.register("_keys", pd.DataFrame({"k": keys}))
-                seen = set(
-                    store.con.execute(
-                        f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON "
-                        "submission_key = k WHERE wave = ? AND load_id <> ?",
-                        [wave, load_id],
-                    ).fetchdf()["submission_key"]
-                )
-                store.con.unregister("_keys")
-                if seen:
-                    again = good[good["submission_key"].isin(seen)]
-                    failures = pd.concat([failures, pd.DataFrame({
-                        "index": again.index, "column_name": None, "check_name": "already_loaded",
-                        "value": None,
-                        "reason": "this submission was already loaded from an earlier file "
-                                  "(use --replace to load the newer export instead)",
-                    })], ignore_index=True)  # fmt: skip
-                    good = good[~good.index.isin(again.index)]
-            bad_idx = sorted(set(failures["index"]))
-            if len(failures):
-                failures = failures.assign(
-                    source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
-                )
-                raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
-                raw_json = {
-                    int(r[SOURCE_ROW]): quarantine_json(
-                        {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
+        prog_field = next((f.code for f in inst.context_fields if f.context == "programme"),
+                          None)  # fmt: skip
+        unit_field = next((f.code for f in inst.context_fields if f.context == "unit"), None)
+        extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
+        same = {"load_id": load_id, "instrument": inst.id, "version": inst.version,
+                "wave": wave, "excluded": False}  # fmt: skip
+        with _Writer(store, table, same) as writer:
+            for chunk in export.iter_chunks():
+                read += len(chunk)
+                typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
+                good, failures = validate_typed(typed, chunk, cmap, schema)
+                # submissions loaded from an earlier file (a newer export repeating them)
+                keys = good["submission_key"].dropna().unique().tolist() if others else []
+                if keys:
+                    writer.wait()  # the connection is the writer's until it is done
+                    store.con.register("_keys", pd.DataFrame({"k": keys}))
+                    seen = set(
+                        store.con.execute(
+                            f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON "
+                            "submission_key = k WHERE wave = ? AND load_id <> ?",
+                            [wave, load_id],
+                        ).fetchdf()["submission_key"]
                     )
-                    for r in raw_rows.to_dict("records")
-                }
-                failures["raw"] = failures["source_row"].map(raw_json)
-                failures_all.append(failures)
-            quarantined += len(bad_idx)
-            good = good.copy()
-            good["load_id"] = load_id
-            good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
-            good["instrument"], good["version"], good["wave"] = inst.id, inst.version, wave
-            prog_field = next((f.code for f in inst.context_fields if f.context == "programme"),
-                              None)  # fmt: skip
-            unit_field = next((f.code for f in inst.context_fields if f.context == "unit"), None)
-            good["programme"] = good[prog_field] if prog_field else None
-            good["unit"] = good[unit_field] if unit_field else good["programme"]
-            good["excluded"] = False
-            extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
-            writes = [(table, arrow_table(good.drop(columns=extra)))]
-            loaded += len(good)
-            flags = row_flags(good, inst)
-            if len(flags):
-                flags["load_id"] = load_id
-                flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
-                writes.append(("qa_flags", flags))
-            comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
-            if len(comments):
-                by_row = good.set_index(SOURCE_ROW)
-                writes.append(("fct_comments", comments.assign(
-                    load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
-                    instrument=inst.id, wave=wave,
-                    programme=by_row.loc[comments[SOURCE_ROW], "programme"].to_numpy(),
-                    unit=by_row.loc[comments[SOURCE_ROW], "unit"].to_numpy(),
-                ).drop(columns=[SOURCE_ROW])))  # fmt: skip
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(_write, store, writes)
-            if progress:
-                progress(path.name, read, read)
-        if pending is not None:
-            pending.result()
-        writer.shutdown()
+                    store.con.unregister("_keys")
+                    if seen:
+                        again = good[good["submission_key"].isin(seen)]
+                        failures = pd.concat([failures, pd.DataFrame({
+                            "index": again.index, "column_name": None, "check_name": "already_loaded",
+                            "value": None,
+                            "reason": "this submission was already loaded from an earlier file "
+                                      "(use --replace to load the newer export instead)",
+                        })], ignore_index=True)  # fmt: skip
+                        good = good[~good.index.isin(again.index)]
+                bad_idx = sorted(set(failures["index"]))
+                if len(failures):
+                    failures = failures.assign(
+                        source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
+                    )
+                    raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
+                    raw_json = {
+                        int(r[SOURCE_ROW]): quarantine_json(
+                            {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
+                        )
+                        for r in raw_rows.to_dict("records")
+                    }
+                    failures["raw"] = failures["source_row"].map(raw_json)
+                    failures_all.append(failures)
+                quarantined += len(bad_idx)
+                good = good.copy()
+                good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
+                good["programme"] = good[prog_field] if prog_field else None
+                good["unit"] = good[unit_field] if unit_field else good["programme"]
+                facts = arrow_table(good.drop(columns=extra))
+                writes = []
+                loaded += len(good)
+                flags = row_flags(good, inst)
+                if len(flags):
+                    flags["load_id"] = load_id
+                    flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
+                    writes.append(("qa_flags", flags, None))
+                comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
+                if len(comments):
+                    at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
+                    writes.append(("fct_comments", comments.assign(
+                        load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
+                        programme=good["programme"].array.take(at),
+                        unit=good["unit"].array.take(at),
+                    ).drop(columns=[SOURCE_ROW]), {"instrument": inst.id, "wave": wave}))  # fmt: skip
+                writer.submit(facts, writes)
+                if progress:
+                    progress(path.name, read, read)
+            writer.finish()
         if strict and quarantined:
             first = pd.concat(failures_all).iloc[0]
             raise ValidationFailed(
@@ -322,9 +323,68 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
         result.status = "loaded"
 
 
-def _write(store: Store, writes: list[tuple[str, object]]) -> None:
-    for table, rows in writes:
-        store.insert(table, rows)
+#: Rows in a DuckDB row group. The fact rows are appended in whole row groups: a
+#: transaction that leaves part-filled row groups behind in the middle of a table makes
+#: the next checkpoint rewrite them (half a second for a million rows).
+ROW_GROUP_ROWS = 122_880
+
+
+class _Writer:
+    """Writes a load's rows on one background thread (DuckDB works without holding the
+    GIL) while the caller types and validates the next chunk; at most one chunk waits.
+
+    Fact rows are held back until they fill whole row groups (:data:`ROW_GROUP_ROWS`);
+    :meth:`finish` writes the rest. Nothing else may use the connection until
+    :meth:`wait` returns.
+    """
+
+    def __init__(self, store: Store, table: str, constants: dict) -> None:
+        self.store, self.table, self.constants = store, table, constants
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-store")
+        self.pending: Future | None = None
+        self.held: list[pa.Table] = []
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Leave only when the thread is idle and gone (before a rollback, say)."""
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self.pending is not None:
+                self.pending.exception()  # wait; the error in flight is the one to report
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def wait(self) -> None:
+        """Block until the last submitted write is done (raising its error, if any)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def submit(self, facts: pa.Table, others: list[tuple[str, object, dict | None]]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._write, facts, others, False)
+
+    def finish(self) -> None:
+        """Write what is held back; returns when everything is written."""
+        self.wait()
+        self._write(None, [], True)
+
+    def _write(self, facts: pa.Table | None, others: list, last: bool) -> None:
+        if facts is not None and facts.num_rows:
+            self.held.append(facts)
+        rows = sum(t.num_rows for t in self.held)
+        ready = rows if last else rows - rows % ROW_GROUP_ROWS
+        if ready:
+            held = pa.concat_tables(self.held, promote_options="default")
+            # one contiguous batch: DuckDB starts a new row group at each Arrow batch
+            batch = held.slice(0, ready).combine_chunks()
+            self.store.insert(self.table, batch, self.constants)
+            self.held = [held.slice(ready)] if ready < rows else []
+        for table, frame, constants in others:
+            self.store.insert(table, frame, constants)
 
 
 def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, load_id: int) -> int:

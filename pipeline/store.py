@@ -239,13 +239,20 @@ class Store:
                     self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{c}" {t}')
         return table
 
-    def insert(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
-        """Append rows (matched to the table's columns by name)."""
+    def insert(
+        self, table: str, frame: pd.DataFrame | pa.Table, constants: dict | None = None
+    ) -> None:
+        """Append rows (matched to the table's columns by name); ``constants`` are
+        columns with the same value in every row."""
         if not len(frame):
             return
+        constants = constants or {}
+        extra = "".join(f', ? AS "{c}"' for c in constants)
         self.con.register("_chunk", frame)
         try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _chunk")
+            self.con.execute(
+                f"INSERT INTO {table} BY NAME SELECT *{extra} FROM _chunk", list(constants.values())
+            ).fetchall()
         finally:
             self.con.unregister("_chunk")
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.polars as pa
+import polars as pl
 import pyarrow
 
 from pipeline.instruments import Field, Instrument, Role
@@ -90,12 +91,12 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes[by_object], uniques
 
 
-def _take(per_unique, codes: np.ndarray, missing=None) -> np.ndarray:
-    """Object array: ``per_unique[code]`` for each row, ``missing`` where the code is -1."""
-    table = np.empty(len(per_unique) + 1, dtype=object)
-    table[:-1] = per_unique
-    table[-1] = missing
-    return table[codes]
+def _strings(per_unique: list, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A ``string`` column: ``per_unique[code]`` by row, missing for code -1 (built in
+    Arrow from the distinct values, not from one Python object per row)."""
+    table = pyarrow.array([*per_unique, None], type=pyarrow.string())
+    rows = table.take(pyarrow.array(np.where(codes < 0, len(per_unique), codes)))
+    return pd.Series(pd.arrays.ArrowStringArray(rows), index=index)
 
 
 def _lookup_codes(values: pd.Series, table: dict[str, str], factorized=None) -> pd.Series:
@@ -107,7 +108,7 @@ def _lookup_codes(values: pd.Series, table: dict[str, str], factorized=None) -> 
         inner = code_in_brackets(text)
         hit = table.get(normalise(inner)) if inner else None
         found.append(hit or table.get(normalise(text)) or text)
-    return pd.Series(_take(found, codes, np.nan), index=values.index, dtype=object)
+    return _strings(found, codes, values.index)
 
 
 #: Exact formats tried before pandas' per-value ``format="mixed"`` parser; a value they
@@ -168,13 +169,13 @@ def _typed_field(
     codes, uniq = factorized = factorized if factorized is not None else _factorize(raw)
     scale = inst.scale_of(f)
     if f.context == "programme" and scale is None:
-        return _lookup_codes(raw, ctx.programmes, factorized).astype("string")
+        return _lookup_codes(raw, ctx.programmes, factorized)
     if f.context == "unit" and scale is None:
-        return _lookup_codes(raw, ctx.units, factorized).astype("string")
+        return _lookup_codes(raw, ctx.units, factorized)
     if f.context == "teacher":
-        return _lookup_codes(raw, ctx.teachers, factorized).astype("string")
+        return _lookup_codes(raw, ctx.teachers, factorized)
     if f.context == "discipline":
-        return _lookup_codes(raw, ctx.disciplines, factorized).astype("string")
+        return _lookup_codes(raw, ctx.disciplines, factorized)
     if scale is not None:
         table = answer_table(inst, f)
         lut = np.array([table.get(normalise(v), UNKNOWN_CODE) for v in uniq] + [0], np.int8)
@@ -186,7 +187,7 @@ def _typed_field(
         bad = u.notna() & (num.isna() | (num % 1 != 0) if f.base_type == "integer" else num.isna())
         num = num.mask(bad, UNPARSABLE).astype("Int16" if f.base_type == "integer" else "Float64")
         return pd.Series(num.array.take(codes, allow_fill=True), index=raw.index)
-    return pd.Series(_take(uniq, codes, np.nan), index=raw.index, dtype=object).astype("string")
+    return _strings([str(u) for u in uniq], codes, raw.index)
 
 
 def _range(constraint: str | None) -> tuple[float | None, float | None]:
@@ -198,13 +199,22 @@ def _range(constraint: str | None) -> tuple[float | None, float | None]:
     return (float(low.group(1)) if low else None, float(high.group(1)) if high else None)
 
 
+#: Polars dtype of each typed column kind (``object``: a required column that is missing).
+_DTYPES = {"string": pl.String, "Int8": pl.Int8, "Int16": pl.Int16, "Float64": pl.Float64,
+           "object": pl.Object}  # fmt: skip
+
+
 def build_schema(inst: Instrument, ctx: Context, present: list[str]) -> pa.DataFrameSchema:
-    """The pandera schema of a typed chunk, generated from the questionnaire."""
+    """The pandera schema of a typed chunk, generated from the questionnaire.
+
+    Pandera's polars backend: the same checks as on pandas, several times faster
+    (design/PERFORMANCE.md); :func:`validate_typed` hands it the chunk as polars.
+    """
     columns = {}
     for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME):
         if f.code not in present:
             if f.required:
-                columns[f.code] = pa.Column(object, required=True, nullable=False)
+                columns[f.code] = pa.Column(_DTYPES["object"], required=True, nullable=False)
             continue
         scale = inst.scale_of(f)
         checks = []
@@ -227,7 +237,8 @@ def build_schema(inst: Instrument, ctx: Context, present: list[str]) -> pa.DataF
             dtype = "Float64"
         else:
             dtype = "string"
-        columns[f.code] = pa.Column(dtype, checks, nullable=not f.required, required=True)
+        columns[f.code] = pa.Column(_DTYPES[dtype], checks, nullable=not f.required,
+                                    required=True)  # fmt: skip
     return pa.DataFrameSchema(columns, name=f"{inst.id} {inst.version}", coerce=False)
 
 
@@ -241,15 +252,14 @@ class TypedChunk:
     comments: pd.DataFrame  # source_row, item, text (of good rows)
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+#: The two hex digits of each byte value, as one 2-byte unit per value.
+_HEX2 = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 
 
 def _hex(digests: np.ndarray, index: pd.Index) -> pd.Series:
     """Rows of bytes (n × k) as strings of 2k hex digits, built without a Python loop."""
     n, k = digests.shape
-    chars = np.empty((n, 2 * k), dtype=np.uint8)
-    chars[:, 0::2] = _HEX[digests >> 4]
-    chars[:, 1::2] = _HEX[digests & 15]
+    chars = _HEX2[digests]  # n × k two-digit units, in memory order
     offsets = np.arange(0, 2 * k * (n + 1), 2 * k, dtype=np.int32)
     texts = pyarrow.StringArray.from_buffers(n, pyarrow.py_buffer(offsets),
                                              pyarrow.py_buffer(chars))  # fmt: skip
@@ -296,14 +306,12 @@ def _row_keys(
         codes, uniq = _factorize(chunk[meta[Meta.EMAIL]])
         emails = [u for u in uniq if isinstance(u, str) and "@" in u]
         found = dict(zip(emails, pseudonyms(key, [instrument], emails), strict=True))
-        keys = _take([found.get(u) for u in uniq], codes)
-        out["person_key"] = pd.Series(keys, index=index, dtype=object)
+        out["person_key"] = _strings([found.get(u) for u in uniq], codes, index)
     if Meta.SUBMISSION_ID in meta:
         codes, uniq = _factorize(chunk[meta[Meta.SUBMISSION_ID]])
         ids = [t for t in map(str, uniq) if t]
         found = dict(zip(ids, pseudonyms(key, [instrument, wave], ids), strict=True))
-        keys = _take([found.get(str(u)) for u in uniq], codes)
-        out["submission_key"] = pd.Series(keys, index=index, dtype=object)
+        out["submission_key"] = _strings([found.get(str(u)) for u in uniq], codes, index)
     # without a platform id, the submission time with the answers identify a submission
     keyed = Meta.SUBMISSION_ID not in meta
     blank = bytes(16)
@@ -396,17 +404,19 @@ def validate_typed(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(passing rows, failure records) with pandera's lazy validation."""
     col_of = {code: col for col, code in cmap.fields.items()}
+    checked = [c for c in schema.columns if c in typed.columns]
+    frame = pl.from_arrow(pyarrow.Table.from_pandas(typed[checked], preserve_index=False))
     try:
-        schema.validate(typed, lazy=True)
+        schema.validate(frame, lazy=True)
         return typed, pd.DataFrame(
             columns=["index", "column_name", "check_name", "value", "reason"]
         )
     except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases
-    fc = fc[fc["index"].notna()].copy()
+        fc = exc.failure_cases.filter(pl.col("index").is_not_null())
     records = []
-    for idx, column, check in zip(fc["index"], fc["column"], fc["check"], strict=True):
-        idx = int(idx)
+    positions, columns, checks = (fc[c].to_list() for c in ("index", "column", "check"))
+    for pos, column, check in zip(positions, columns, checks, strict=True):
+        idx = int(typed.index[pos])
         src = col_of.get(column)
         value = raw.at[idx, src] if src is not None and src in raw.columns else None
         check_name = str(check).split("(")[0]
@@ -430,10 +440,10 @@ def validate_typed(
 
 
 def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(values, present) of a numeric column, without a float copy for integer codes."""
+    """(values, present) of a numeric column; integer codes stay integers (no copy)."""
     arr = column.array
     if isinstance(arr, pd.arrays.IntegerArray):
-        return arr.to_numpy(dtype=arr.dtype.numpy_dtype, na_value=0), ~arr.isna()
+        return arr._data, ~arr._mask
     values = column.to_numpy(dtype="float64", na_value=np.nan)
     return values, ~np.isnan(values)
 
@@ -445,10 +455,15 @@ def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
     frames = []
     if len(items) >= 5:
         n = len(typed)
-        answered = np.zeros(n, dtype=np.int64)
-        low, high = np.full(n, np.inf), np.full(n, -np.inf)
-        for code in items:  # answers > 0: "not applicable" (0) is no answer
-            values, present = _numbers(typed[code])
+        answered = np.zeros(n, dtype=np.int16)
+        columns = [_numbers(typed[code]) for code in items]
+        kind = np.result_type(*(values.dtype for values, _ in columns))
+        if kind.kind in "iu":
+            info = np.iinfo(kind)
+            low, high = np.full(n, info.max, dtype=kind), np.full(n, info.min, dtype=kind)
+        else:
+            low, high = np.full(n, np.inf), np.full(n, -np.inf)
+        for values, present in columns:  # answers > 0: "not applicable" (0) is no answer
             given = present & (values > 0)
             answered += given
             np.minimum(low, values, out=low, where=given)
