@@ -261,7 +261,6 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
                     failures["raw"] = failures["source_row"].map(raw_json)
                     failures_all.append(failures)
                 quarantined += len(bad_idx)
-                good = good.copy()
                 good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
                 good["programme"] = good[prog_field] if prog_field else None
                 good["unit"] = good[unit_field] if unit_field else good["programme"]
@@ -320,6 +319,14 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
             "rows_quarantined": quarantined, "rows_flagged": flagged, "status": "loaded",
             "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
         })  # fmt: skip
+        # duplicates are decided over the whole wave: keep every load's flagged count true
+        store.con.execute(
+            """UPDATE sys_loads SET rows_flagged = (
+                   SELECT count(DISTINCT f.response_id) FROM qa_flags f
+                   WHERE f.load_id = sys_loads.load_id)
+               WHERE instrument = ? AND wave = ? AND status = 'loaded'""",
+            [inst.id, wave],
+        ).fetchall()
         result.status = "loaded"
 
 

@@ -294,7 +294,7 @@ def _row_keys(
     hashed once, rows get their keys by vectorised lookups.
 
     ``person_key`` is :func:`pseudonym` of the e-mail and ``submission_key`` that of the
-    platform id. Without a platform id, ``submission_key`` combines (XOR) keyed labels
+    platform id with the submission time. Without a platform id, ``submission_key`` combines (XOR) keyed labels
     (HMAC-SHA256 with the secret key) of the submission time and of each answer, folded
     like a pseudonym's parts, so equal time and answers give equal keys and nobody
     without the key can compute one. ``dup_key`` combines unkeyed BLAKE2b labels of the
@@ -308,7 +308,16 @@ def _row_keys(
         found = dict(zip(emails, pseudonyms(key, [instrument], emails), strict=True))
         out["person_key"] = _strings([found.get(u) for u in uniq], codes, index)
     if Meta.SUBMISSION_ID in meta:
-        codes, uniq = _factorize(chunk[meta[Meta.SUBMISSION_ID]])
+        # platform ids restart at 1 in every form (MS Forms, LimeSurvey): with the
+        # submission time they identify a submission across forms of the same survey
+        ids = chunk[meta[Meta.SUBMISSION_ID]]
+        stamp = next((meta[k] for k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT, Meta.STARTED_AT)
+                      if k in meta), None)  # fmt: skip
+        if stamp is not None:
+            ids = ids.astype("string").fillna("") + "\x1f" + chunk[stamp].astype(
+                "string").fillna("")  # fmt: skip
+            ids = ids.mask(chunk[meta[Meta.SUBMISSION_ID]].isna())
+        codes, uniq = _factorize(ids)
         ids = [t for t in map(str, uniq) if t]
         found = dict(zip(ids, pseudonyms(key, [instrument, wave], ids), strict=True))
         out["submission_key"] = _strings([found.get(str(u)) for u in uniq], codes, index)
@@ -353,11 +362,14 @@ def type_chunk(
     answers = []
     for col, code in cmap.fields.items():
         f = inst.field(code)
-        if f.role is Role.COMMENT:
-            text = chunk[col].dropna()
-            text = text[text.str.strip() != ""]
-            comments.append(pd.DataFrame({SOURCE_ROW: chunk.loc[text.index, SOURCE_ROW],
-                                          "item": code, "text": text.str.strip()}))  # fmt: skip
+        if f.role is Role.COMMENT:  # kept stripped, when not blank
+            codes, uniq = _factorize(chunk[col])
+            texts = [u.strip() if isinstance(u, str) else "" for u in uniq]
+            keep = (codes >= 0) & np.array([t != "" for t in texts] + [False])[codes]
+            comments.append(pd.DataFrame({SOURCE_ROW: chunk[SOURCE_ROW].to_numpy()[keep],
+                                          "item": code,
+                                          "text": _strings(texts, codes[keep], pd.RangeIndex(
+                                              int(keep.sum()))).array}))  # fmt: skip
             continue
         factorized = _factorize(chunk[col])
         answers.append((code, *factorized))
