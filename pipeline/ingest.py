@@ -62,20 +62,24 @@ def infer_instrument(
     export: Export, catalog: Catalog, explicit: dict | None, file: str
 ) -> tuple[Instrument, ColumnMap, str]:
     """The questionnaire whose items the header matches; (instrument, map, how)."""
-    best_error: tuple[int, MappingError] | None = None
+    best: tuple[int, Instrument] | None = None
     for inst in sorted(catalog.all(), key=lambda i: (i.id, i.version), reverse=True):
         try:
             cmap = map_columns(export.columns, inst, explicit=explicit,
-                               labels=export.column_labels, file=file)  # fmt: skip
+                               labels=export.column_labels, file=file, report=False)  # fmt: skip
         except MappingError as exc:
-            score = str(exc).count("\n  - ")
-            if best_error is None or score < best_error[0]:
-                best_error = (score, exc)
+            score = getattr(exc, "problems", 0)
+            if best is None or score < best[0]:
+                best = (score, inst)
             continue
         return inst, cmap, f"the columns match {inst.id} {inst.version}"
     msg = "cannot tell which questionnaire this file is: its columns match none completely"
-    if best_error:
-        msg += f". Closest: {best_error[1].message}"
+    if best:  # the full report, with suggestions, for the closest questionnaire only
+        try:
+            map_columns(export.columns, best[1], explicit=explicit, labels=export.column_labels,
+                        file=file)  # fmt: skip
+        except MappingError as exc:
+            msg += f". Closest: {exc.message}"
     raise MappingError(msg, file=file, expected="--instrument ID (and --mapping FILE if needed)")
 
 

@@ -171,6 +171,7 @@ def map_columns(
     explicit: dict[str, str] | None = None,
     labels: list[str] | None = None,
     file: str | None = None,
+    report: bool = True,
 ) -> ColumnMap:
     """Match every column of an export to an item, a context field or metadata.
 
@@ -180,7 +181,8 @@ def map_columns(
     Raises
     ------
     MappingError
-        Listing every unmatched or ambiguous column with suggested matches.
+        Listing every unmatched or ambiguous column with suggested matches (with
+        ``report=False`` a short message, and the number of problems in ``.problems``).
     """
     explicit = explicit or {}
     data_fields = inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME, Role.COMMENT)
@@ -240,6 +242,11 @@ def map_columns(
         twice.setdefault(code, []).append(col)
     twice = {code: cols for code, cols in twice.items() if len(cols) > 1}
     if unmatched or ambiguous or twice:
+        if not report:  # a quick no (used when trying every questionnaire in turn)
+            exc = MappingError(f"the columns do not all match {inst.id} {inst.version}",
+                               file=file)  # fmt: skip
+            exc.problems = len(unmatched) + len(ambiguous) + len(twice)
+            raise exc
         raise MappingError(
             _mapping_report(unmatched, ambiguous, twice, data_fields, inst),
             file=file,
