@@ -223,7 +223,8 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
         extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
         same = {"load_id": load_id, "instrument": inst.id, "version": inst.version,
                 "wave": wave, "excluded": False}  # fmt: skip
-        with _Writer(store, table, same) as writer:
+        # the first load of a wave counts the answers as its chunks are written
+        with _Writer(store, table, same, None if others else inst) as writer:
             for chunk in export.iter_chunks():
                 read += len(chunk)
                 typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
@@ -311,7 +312,8 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
         versions = store.con.execute(
             f"SELECT DISTINCT version FROM {table} WHERE wave = ?", [wave]
         ).fetchall()
-        store.refresh_counts([catalog.get(inst.id, v) for (v,) in versions] or [inst], wave)
+        store.refresh_counts([catalog.get(inst.id, v) for (v,) in versions] or [inst], wave,
+                             writer.counts)  # fmt: skip
         result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
         result.rows_flagged = flagged
         assert read == loaded + quarantined
@@ -349,11 +351,16 @@ class _Writer:
     :meth:`wait` returns.
     """
 
-    def __init__(self, store: Store, table: str, constants: dict) -> None:
+    def __init__(
+        self, store: Store, table: str, constants: dict, count: Instrument | None = None
+    ) -> None:
         self.store, self.table, self.constants = store, table, constants
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-store")
         self.pending: Future | None = None
         self.held: list[pa.Table] = []
+        self.count = count
+        #: answer counts of the fact rows (``count``'s :meth:`Store.wide_counts`)
+        self.counts: list[pa.Table] = []
 
     def __enter__(self) -> _Writer:
         return self
@@ -386,6 +393,13 @@ class _Writer:
     def _write(self, facts: pa.Table | None, others: list, last: bool) -> None:
         if facts is not None and facts.num_rows:
             self.held.append(facts)
+            if self.count is not None:
+                same = {k: v for k, v in self.constants.items() if k != "excluded"}
+                extra = "".join(f', ? AS "{k}"' for k in same)
+                self.store.con.register("_facts", facts)
+                self.counts.append(self.store.wide_counts(
+                    self.count, f"SELECT *{extra} FROM _facts", list(same.values())))  # fmt: skip
+                self.store.con.unregister("_facts")
         rows = sum(t.num_rows for t in self.held)
         ready = rows if last else rows - rows % ROW_GROUP_ROWS
         if ready:

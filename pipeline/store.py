@@ -256,12 +256,48 @@ class Store:
         finally:
             self.con.unregister("_chunk")
 
-    def refresh_counts(self, versions: list[Instrument], wave: str) -> None:
+    def _count_columns(self, inst: Instrument) -> tuple[list[str], str, list[str], str] | None:
+        """(scale items, group keys, ``item|code`` count columns, out-of-code count) of
+        the answer counts of a questionnaire version, as SQL; None without scale items."""
+        items = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME) if inst.scale_of(f)]
+        if not items:
+            return None
+        teacher = "teacher" if inst.has("teacher") else "NULL"
+        discipline = "discipline" if inst.has("discipline") else "NULL"
+        level = "level" if inst.has("level") else "NULL"
+        keys = (f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
+                f"level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
+        codes = {c: [ch.code for ch in inst.scale_of(inst.field(c)).choices] for c in items}
+        counts = [f'count_if("{c}" = {v}) AS "{c}|{v}"' for c in items for v in codes[c]]
+        other = " + ".join(f'count_if("{c}" NOT IN ({", ".join(map(str, codes[c]))}))'
+                           for c in items)  # fmt: skip
+        return items, keys, counts, other
+
+    def wide_counts(self, inst: Instrument, rows: str, params: list) -> pa.Table | None:
+        """Answer counts of the rows the query ``rows`` selects, one wide row per group:
+        a column ``item|code`` per item and answer code, ``_other`` for values outside
+        the codes. None when the questionnaire has no scale items."""
+        sql = self._count_columns(inst)
+        if sql is None:
+            return None
+        _, keys, counts, other = sql
+        return self.con.sql(
+            f"SELECT {keys}, {', '.join(counts)}, {other} AS _other FROM ({rows}) GROUP BY ALL",
+            params=params,
+        ).to_arrow_table()
+
+    def refresh_counts(
+        self, versions: list[Instrument], wave: str, partial: list[pa.Table] | None = None
+    ) -> None:
         """Rebuild the answer counts of one questionnaire × wave (duplicates excluded).
 
         ``versions`` are the questionnaire versions whose rows the wave holds; each
         version's rows are counted over its own items. Rebuilding the whole wave keeps
         the counts right when a later file changes which submission counts as the first.
+
+        ``partial``: :meth:`wide_counts` of every row the wave holds, taken while they
+        were written (a first load of a wave, one version); the rows excluded as
+        duplicates are subtracted instead of counting the wave again.
         """
         table = f"fct_{versions[0].id}"
         self.con.execute(
@@ -269,32 +305,46 @@ class Store:
             [versions[0].id, wave],
         ).fetchall()
         for inst in versions:
-            items = [f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME) if inst.scale_of(f)]
-            if not items:
+            sql = self._count_columns(inst)
+            if sql is None:
                 continue
-            teacher = "teacher" if inst.has("teacher") else "NULL"
-            discipline = "discipline" if inst.has("discipline") else "NULL"
-            level = "level" if inst.has("level") else "NULL"
-            keys = (f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
-                    f"level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
+            items, keys, counts, other = sql
             # One pass: a count per item × answer code for each group (a wide row), then
             # unpivoted; the groups are few, so this is several times faster than
             # unpivoting every answer. Values outside an item's codes (validation keeps
             # them out) take the general path.
-            codes = {c: [ch.code for ch in inst.scale_of(inst.field(c)).choices] for c in items}
-            counts = ", ".join(f'count_if("{c}" = {v}) AS "{c}|{v}"'
-                               for c in items for v in codes[c])  # fmt: skip
-            other = " + ".join(f'count_if("{c}" NOT IN ({", ".join(map(str, codes[c]))}))'
-                               for c in items)  # fmt: skip
-            self.con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _counts AS
-                SELECT {keys}, {counts}, {other} AS _other
-                FROM {table} WHERE wave = ? AND version = ? AND NOT excluded
-                GROUP BY ALL
-                """,
-                [wave, inst.version],
-            ).fetchall()
+            names = [c.rsplit(" AS ", 1)[1] for c in counts]
+            if partial and len(versions) == 1:
+                minus = self.wide_counts(
+                    inst, f"SELECT * FROM {table} WHERE wave = ? AND version = ? AND excluded",
+                    [wave, inst.version],
+                )  # fmt: skip
+                self.con.register("_partial", pa.concat_tables(partial, promote_options="default"))
+                self.con.register("_minus", minus)
+                group = "load_id, instrument, version, wave, programme, unit, level, teacher, discipline"
+                sums = ", ".join(f"sum({n})::BIGINT AS {n}" for n in [*names, "_other"])
+                negated = ", ".join(f"-{n} AS {n}" for n in [*names, "_other"])
+                self.con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE _counts AS
+                    SELECT {group}, {sums}
+                    FROM (SELECT * FROM _partial
+                          UNION ALL BY NAME SELECT {group}, {negated} FROM _minus)
+                    GROUP BY {group}
+                    """
+                ).fetchall()
+                self.con.unregister("_partial")
+                self.con.unregister("_minus")
+            else:
+                self.con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE _counts AS
+                    SELECT {keys}, {", ".join(counts)}, {other} AS _other
+                    FROM {table} WHERE wave = ? AND version = ? AND NOT excluded
+                    GROUP BY ALL
+                    """,
+                    [wave, inst.version],
+                ).fetchall()
             if self.con.execute("SELECT sum(_other) FROM _counts").fetchall()[0][0]:
                 self.con.execute(
                     f"""
