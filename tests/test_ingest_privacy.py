@@ -273,9 +273,13 @@ def test_platform_ids_become_keyed_submission_keys(tmp_path, key_file, reg_cat, 
             ).fetchall()
         )
     sheet = openpyxl.load_workbook(kobo["path"]).active
-    col = [c.value for c in sheet[1]].index("_uuid")
-    uuids = {n: row[col] for n, row in enumerate(sheet.iter_rows(min_row=2, values_only=True), 2)}
+    head = [c.value for c in sheet[1]]
+    col, when = head.index("_uuid"), head.index("_submission_time")
+    rows = dict(enumerate(sheet.iter_rows(min_row=2, values_only=True), 2))
+    uuids = {n: row[col] for n, row in rows.items()}
     assert len(got) == r.rows_loaded
     for row, sk in got.items():
-        assert sk == pseudonym(key, "teaching_evaluation", kobo["wave"], uuids[row])
+        # the platform id together with the submission time (ids restart in every form)
+        expected = f"{uuids[row]}\x1f{rows[row][when]}"
+        assert sk == pseudonym(key, "teaching_evaluation", kobo["wave"], expected)
         assert uuids[row] not in sk
