@@ -280,11 +280,11 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
                 comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
                 if len(comments):
                     at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
-                    writes.append(("fct_comments", comments.assign(
+                    writes.append(("fct_comments", arrow_table(comments.assign(
                         load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
                         programme=good["programme"].array.take(at),
                         unit=good["unit"].array.take(at),
-                    ).drop(columns=[SOURCE_ROW]), {"instrument": inst.id, "wave": wave}))  # fmt: skip
+                    ).drop(columns=[SOURCE_ROW])), {"instrument": inst.id, "wave": wave}))  # fmt: skip
                 writer.submit(facts, writes)
                 if progress:
                     progress(path.name, read, read)
@@ -395,11 +395,7 @@ class _Writer:
             self.held.append(facts)
             if self.count is not None:
                 same = {k: v for k, v in self.constants.items() if k != "excluded"}
-                extra = "".join(f', ? AS "{k}"' for k in same)
-                self.store.con.register("_facts", facts)
-                self.counts.append(self.store.wide_counts(
-                    self.count, f"SELECT *{extra} FROM _facts", list(same.values())))  # fmt: skip
-                self.store.con.unregister("_facts")
+                self.counts.append(self.store.wide_counts(self.count, facts, same))
         rows = sum(t.num_rows for t in self.held)
         ready = rows if last else rows - rows % ROW_GROUP_ROWS
         if ready:
@@ -430,28 +426,26 @@ def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, loa
         f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded", [wave]
     ).fetchall()
     # only keys seen twice can hold a duplicate: number the rows of those partitions
-    keys = [f"p{i}" for i in range(len(part))]
-    same = " AND ".join(f"w.{k} IS NOT DISTINCT FROM twice.{k}" for k in keys)
+    # (found by a hash of the key, which keeps the grouping small; a collision only adds
+    # rows to number)
+    key = ", ".join(part)
     con.execute(
         f"""
         INSERT INTO qa_flags
-        WITH w AS (
-            SELECT load_id, response_id, source_row, submitted_at, submission_key,
-                   {", ".join(f"{p} AS {k}" for p, k in zip(part, keys, strict=True))}
-            FROM {table} WHERE wave = ?
-        ),
-        twice AS (SELECT {", ".join(keys)} FROM w GROUP BY ALL HAVING count(*) > 1)
         SELECT load_id, response_id, source_row, 'duplicate',
                'same respondent or identical answers as an earlier submission'
         FROM (
             SELECT load_id, response_id, source_row,
-                   row_number() OVER (PARTITION BY {", ".join(keys)}
+                   row_number() OVER (PARTITION BY {key}
                                       ORDER BY submitted_at NULLS LAST, submission_key,
                                                source_row) AS k
-            FROM w SEMI JOIN twice ON {same}
+            FROM {table}
+            WHERE wave = ? AND hash({key}) IN (
+                SELECT hash({key}) AS h FROM {table} WHERE wave = ?
+                GROUP BY h HAVING count(*) > 1)
         ) WHERE k > 1
         """,
-        [wave],
+        [wave, wave],
     ).fetchall()
     con.execute(
         f"""UPDATE {table} SET excluded = TRUE WHERE wave = ? AND response_id IN (

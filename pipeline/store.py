@@ -248,13 +248,13 @@ class Store:
             return
         constants = constants or {}
         extra = "".join(f', ? AS "{c}"' for c in constants)
-        self.con.register("_chunk", frame)
-        try:
-            self.con.execute(
-                f"INSERT INTO {table} BY NAME SELECT *{extra} FROM _chunk", list(constants.values())
-            ).fetchall()
-        finally:
-            self.con.unregister("_chunk")
+        # read by DuckDB from this local variable (a replacement scan): an object
+        # registered inside a transaction stays in memory until the transaction ends,
+        # even once unregistered, so a large load would hold every chunk it wrote
+        _rows = frame  # noqa: F841
+        self.con.execute(
+            f"INSERT INTO {table} BY NAME SELECT *{extra} FROM _rows", list(constants.values())
+        ).fetchall()
 
     def _count_columns(self, inst: Instrument) -> tuple[list[str], str, list[str], str] | None:
         """(scale items, group keys, ``item|code`` count columns, out-of-code count) of
@@ -273,14 +273,24 @@ class Store:
                            for c in items)  # fmt: skip
         return items, keys, counts, other
 
-    def wide_counts(self, inst: Instrument, rows: str, params: list) -> pa.Table | None:
-        """Answer counts of the rows the query ``rows`` selects, one wide row per group:
-        a column ``item|code`` per item and answer code, ``_other`` for values outside
-        the codes. None when the questionnaire has no scale items."""
+    def wide_counts(
+        self, inst: Instrument, rows: str | pa.Table, params: list | dict
+    ) -> pa.Table | None:
+        """Answer counts of some rows, one wide row per group: a column ``item|code`` per
+        item and answer code, ``_other`` for values outside the codes. None when the
+        questionnaire has no scale items.
+
+        ``rows`` is a query (with ``params``), or fact rows as Arrow, with ``params`` the
+        columns every row shares (``load_id``, ``instrument``, ...).
+        """
         sql = self._count_columns(inst)
         if sql is None:
             return None
         _, keys, counts, other = sql
+        if isinstance(rows, pa.Table):
+            _rows = rows  # noqa: F841 (a replacement scan, as in insert)
+            extra = "".join(f', ? AS "{c}"' for c in params)
+            rows, params = f"SELECT *{extra} FROM _rows", list(params.values())
         return self.con.sql(
             f"SELECT {keys}, {', '.join(counts)}, {other} AS _other FROM ({rows}) GROUP BY ALL",
             params=params,
@@ -320,7 +330,7 @@ class Store:
                     [wave, inst.version],
                 )  # fmt: skip
                 self.con.register("_partial", pa.concat_tables(partial, promote_options="default"))
-                self.con.register("_minus", minus)
+                self.con.register("_minus", minus)  # small tables: a row per group
                 group = "load_id, instrument, version, wave, programme, unit, level, teacher, discipline"
                 sums = ", ".join(f"sum({n})::BIGINT AS {n}" for n in [*names, "_other"])
                 negated = ", ".join(f"-{n} AS {n}" for n in [*names, "_other"])
