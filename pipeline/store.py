@@ -120,6 +120,10 @@ BASE_COLUMNS = {
 }
 
 
+#: DuckDB's memory limit while a file is loaded (:meth:`Store.bounded_memory`).
+LOAD_MEMORY = "1GB"
+
+
 def field_sql_type(inst: Instrument, f) -> str:
     """DuckDB type of a field's column: TINYINT codes, SMALLINT numbers, VARCHAR codes."""
     if f.role is Role.COMMENT:
@@ -205,6 +209,21 @@ class Store:
         return dest
 
     # --------------------------------------------------------------- writing
+    @contextmanager
+    def bounded_memory(self, limit: str = LOAD_MEMORY) -> Iterator[None]:
+        """DuckDB's memory capped at ``limit``, then back to its default (80 % of RAM).
+
+        Left alone, DuckDB keeps every block a load writes cached while RAM allows, so a
+        load's memory would grow with the file: with the cap it evicts them (they are on
+        disk) and spills its larger intermediate results, and a 5M-row file loads in
+        about the memory of a 1M-row one.
+        """
+        self.con.execute(f"SET memory_limit = '{limit}'").fetchall()
+        try:
+            yield
+        finally:
+            self.con.execute("RESET memory_limit").fetchall()
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         self.con.execute("BEGIN TRANSACTION")
