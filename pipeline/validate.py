@@ -19,6 +19,7 @@ import pandas as pd
 import pandera.polars as pa
 import polars as pl
 import pyarrow
+import pyarrow.compute as pc
 
 from pipeline.instruments import Field, Instrument, Role
 from pipeline.mapping import ColumnMap, Meta, answer_table, code_in_brackets, normalise, unit_table
@@ -31,6 +32,10 @@ UNKNOWN_CODE = -1
 UNPARSABLE = -32768
 _DOTTED = re.compile(r"^\s*\d{1,2}\.\d{1,2}\.\d{4}")
 _SLASHED = re.compile(r"^\s*\d{1,2}/\d{1,2}/\d{4}")
+#: The same patterns for ASCII text in RE2 (Arrow), with Python's ASCII ``\s`` and ``\d``.
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
+_RE2 = {_DOTTED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}\.[0-9]{{1,2}}\.[0-9]{{4}}",
+        _SLASHED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}/[0-9]{{1,2}}/[0-9]{{4}}"}  # fmt: skip
 
 REASONS = {
     "isin": "value not allowed here",
@@ -134,11 +139,25 @@ def _to_datetime(s: pd.Series, formats: tuple[str, ...], utc: bool = False, **mi
     return pd.concat(pieces).reindex(s.index)
 
 
-def _parse_stamps(s: pd.Series) -> pd.Series:
+def _matches(texts: list, pattern: re.Pattern) -> pd.Series:
+    r"""``pattern.match`` of each text (missing: False): in Arrow for ASCII texts, in
+    Python for the others (where ``\s`` and ``\d`` reach beyond ASCII)."""
+    arr = pyarrow.array(texts, type=pyarrow.string())
+    ascii_ = pc.string_is_ascii(arr).fill_null(True).to_numpy(zero_copy_only=False)
+    hit = pc.match_substring_regex(arr, _RE2[pattern]).fill_null(False)
+    hit = hit.to_numpy(zero_copy_only=False).copy()
+    for i in np.flatnonzero(~ascii_):
+        hit[i] = pattern.match(texts[i]) is not None
+    return pd.Series(hit)
+
+
+def _parse_stamps(texts: list) -> pd.Series:
+    """Timestamps of distinct texts (see :func:`parse_timestamps`)."""
+    s = pd.Series(texts, dtype="string")
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     for mask, formats, kwargs in (
-        (s.str.match(_DOTTED.pattern).fillna(False), _DOTTED_FORMATS, {"dayfirst": True}),
-        (s.str.match(_SLASHED.pattern).fillna(False), _SLASHED_FORMATS, {"dayfirst": False}),
+        (_matches(texts, _DOTTED), _DOTTED_FORMATS, {"dayfirst": True}),
+        (_matches(texts, _SLASHED), _SLASHED_FORMATS, {"dayfirst": False}),
     ):
         if mask.any():
             out[mask] = _to_datetime(s[mask], formats, **kwargs)
@@ -154,7 +173,7 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     ISO 8601 with or without offset. Unparsable → NaT (timestamps are metadata).
     Each distinct text is parsed once."""
     codes, uniq = _factorize(values)
-    parsed = _parse_stamps(pd.Series(uniq, dtype="string")).to_numpy()
+    parsed = _parse_stamps([str(u) for u in uniq]).to_numpy()
     table = np.empty(len(parsed) + 1, dtype="datetime64[ns]")
     table[:-1] = parsed
     table[-1] = np.datetime64("NaT")
