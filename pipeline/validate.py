@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,15 @@ class Context:
     disciplines: dict[str, str]
     programme_codes: frozenset[str]
     unit_codes: frozenset[str]
+    #: answer tables (:func:`answer_table`) by (instrument, version, field), made once
+    answers: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict,
+                                                                 compare=False)  # fmt: skip
+
+    def answer_table(self, inst: Instrument, f: Field) -> dict[str, int]:
+        key = (inst.id, inst.version, f.code)
+        if key not in self.answers:
+            self.answers[key] = answer_table(inst, f)
+        return self.answers[key]
 
     @classmethod
     def from_registry(cls, reg) -> Context:
@@ -196,7 +205,7 @@ def _typed_field(
     if f.context == "discipline":
         return _lookup_codes(raw, ctx.disciplines, factorized)
     if scale is not None:
-        table = answer_table(inst, f)
+        table = ctx.answer_table(inst, f)
         lut = np.array([table.get(normalise(v), UNKNOWN_CODE) for v in uniq] + [0], np.int8)
         values = pd.arrays.IntegerArray(lut[codes], codes < 0)
         return pd.Series(values, index=raw.index)
