@@ -491,11 +491,20 @@ def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
 LEVEL_NAMES = ("university", "faculty", "department", "programme", "teacher")
 
 
+def _number(v) -> str:
+    """A number for a screen table: whole numbers as integers, others to 3 digits."""
+    if v != v:
+        return ""
+    if float(v).is_integer() and abs(v) < 1e12:
+        return f"{int(v)}"
+    return f"{v:.3g}"
+
+
 def _write_output(frame, fmt: str, out: Path | None, title: str) -> None:
     if fmt == "table" and out is None:
         shown = frame.copy()
         for c in shown.select_dtypes("number").columns:
-            shown[c] = shown[c].map(lambda v: "" if v != v else f"{v:.4g}")
+            shown[c] = shown[c].map(_number)
         _show(shown, title, False)
         return
     if fmt == "csv":
@@ -606,12 +615,21 @@ def indicators(
             ]
         )
         if output_format == "table" and out is None:
-            cols = [c for c in ("instrument", "wave", "unit", "item", "dimension", "measure", "n",
-                                "mean", "pct_positive", "pct_positive_ci_low",
-                                "pct_positive_ci_high", "value", "ci_low", "ci_high",
-                                "response_rate", "indicative_only", "suppressed")
-                    if c in frame]  # fmt: skip
-            frame = frame[cols]
+            # a screen-sized summary; --format csv/json gives every column
+            short = {
+                "pct_positive": "% pos",
+                "pct_positive_ci_low": "CI low",
+                "pct_positive_ci_high": "CI high",
+                "response_rate": "resp. rate",
+                "indicative_only": "indicative",
+                "ci_low": "CI low",
+                "ci_high": "CI high",
+            }
+            cols = [c for c in ("wave", "unit", "item", "measure", "n", "mean",
+                                "pct_positive", "pct_positive_ci_low", "pct_positive_ci_high",
+                                "value", "ci_low", "ci_high", "response_rate",
+                                "indicative_only") if c in frame]  # fmt: skip
+            frame = frame[cols].rename(columns=short)
         _write_output(frame, output_format, out, f"Indicators: {level}")
 
 
@@ -696,9 +714,16 @@ def changes(
         frame = frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs()).sort_values(
             ["test", "_size"], ascending=[False, False]).drop(columns="_size")  # fmt: skip
         if output_format == "table" and out is None:
-            frame = frame[["instrument", "unit", "item", "test", "wave_from", "wave_to",
-                           "n_from", "n_to", "share_from", "share_to", "p_adjusted",
-                           "effect_size", "effect_size_kind"]]  # fmt: skip
+            # a screen-sized summary; --format csv/json gives every column
+            frame = frame.assign(
+                test=frame["test"]
+                .map({"two_proportion_z": "% pos", "mann_whitney": "M-W"})
+                .fillna(frame["test"])
+            )
+            frame = frame[["unit", "item", "test", "n_from", "n_to", "share_from", "share_to",
+                           "p_adjusted", "effect_size"]].rename(columns={
+                "share_from": "before", "share_to": "after", "p_adjusted": "p (adj.)",
+                "effect_size": "effect"})  # fmt: skip
         _write_output(frame, output_format, out, f"Changes {wave} ({level})")
 
 
