@@ -177,12 +177,23 @@ def _parse_stamps(texts: list) -> pd.Series:
     return out
 
 
+def _parse_one_stamp(text: str) -> np.datetime64:
+    try:
+        return _parse_stamps([text]).to_numpy()[0]
+    except (ValueError, TypeError, OverflowError):
+        return np.datetime64("NaT")
+
+
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """Timestamps as platforms write them: ``15.10.2024 10:23``, ``10/15/2024 10:23:45``,
     ISO 8601 with or without offset. Unparsable → NaT (timestamps are metadata).
     Each distinct text is parsed once."""
     codes, uniq = _factorize(values)
-    parsed = _parse_stamps([str(u) for u in uniq]).to_numpy()
+    texts = [str(u) for u in uniq]
+    try:
+        parsed = _parse_stamps(texts).to_numpy()
+    except (ValueError, TypeError, OverflowError):  # e.g. mixed time zones: one by one
+        parsed = np.array([_parse_one_stamp(t) for t in texts], dtype="datetime64[ns]")
     table = np.empty(len(parsed) + 1, dtype="datetime64[ns]")
     table[:-1] = parsed
     table[-1] = np.datetime64("NaT")

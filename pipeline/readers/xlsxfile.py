@@ -123,7 +123,9 @@ def _check_archive(path: Path, file: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            RuntimeError) as exc:  # fmt: skip
+        # NotImplementedError: an unknown compression method; RuntimeError: encrypted
         raise _unreadable(file, f"not a complete ZIP archive: {exc}") from None
     if any(name.startswith("xl/") for name in names):
         return
