@@ -488,9 +488,6 @@ def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 # ------------------------------------------------------------ indicators
-LEVEL_NAMES = ("university", "faculty", "department", "programme", "teacher")
-
-
 def _number(v) -> str:
     """A number for a screen table: whole numbers as integers, others to 3 digits."""
     if v != v:
@@ -571,8 +568,10 @@ def indicators(
     from pipeline.registry import default_registry
 
     with friendly_errors():
-        if level not in LEVEL_NAMES:
-            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
+        from pipeline.indicators import LEVELS
+
+        if level not in LEVELS:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVELS))
         if item and dimension:
             raise UsageError("give --item or --dimension, not both")
         if ci_method not in {m.value for m in CIMethod}:
@@ -670,8 +669,10 @@ def changes(
     from pipeline.registry import default_registry
 
     with friendly_errors():
-        if level not in LEVEL_NAMES:
-            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVEL_NAMES))
+        from pipeline.indicators import LEVELS
+
+        if level not in LEVELS:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVELS))
         _parse_waves(wave if vs is None else f"{wave},{vs}")
         if adjust not in ("holm", "bh"):
             raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")

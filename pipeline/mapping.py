@@ -109,12 +109,6 @@ class ColumnMap:
     meta: dict[str, Meta] = field(default_factory=dict)
     how: dict[str, str] = field(default_factory=dict)
 
-    def column_of(self, code: str) -> str | None:
-        for col, c in self.fields.items():
-            if c == code:
-                return col
-        return None
-
 
 def _field_keys(f: Field) -> list[tuple[str, str]]:
     """(normalised key, how) pairs under which a field may appear as a column."""

@@ -137,13 +137,8 @@ def field_sql_type(inst: Instrument, f) -> str:
     return "VARCHAR"
 
 
-def response_id(load_id: int, source_row: int) -> int:
-    """Traceable id: the load and the file row it came from."""
-    return (int(load_id) << 32) | int(source_row)
-
-
 def response_ids(load_id: int, source_rows) -> np.ndarray:
-    """:func:`response_id` of many rows at once (int64)."""
+    """Traceable ids (int64): the load in the high 32 bits, the file row in the low ones."""
     return (np.int64(load_id) << np.int64(32)) | np.asarray(source_rows, dtype=np.int64)
 
 
