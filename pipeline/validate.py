@@ -91,8 +91,13 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     pandas' CSV parser hands out one ``str`` object per distinct text in a column, so
     the column is factorized by object address first (integers, hashed several times
     faster than strings), then only the distinct objects are factorized by value; the
-    result is the same whether or not equal texts share an object.
+    result is the same whether or not equal texts share an object. A ``Categorical``
+    column (how the Arrow CSV reader delivers them) is factorized already: its codes and
+    categories (unused categories do no harm: every caller only looks texts up).
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        return cat.codes.astype(np.intp), np.asarray(cat.categories, dtype=object)
     arr = values.to_numpy(dtype=object)
     if len(arr) == 0 or not arr.flags.c_contiguous:
         return pd.factorize(arr, use_na_sentinel=True)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputFileError
-from pipeline.readers import SOURCE_ROW, Export, open_export
+from pipeline.readers import SOURCE_ROW, Export, csvfile, open_export
 
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = sorted(
@@ -163,7 +163,7 @@ def _check_export(export: Export, frame: pd.DataFrame) -> None:
     assert rows.is_monotonic_increasing and rows.is_unique
     assert rows.min() > export.header_rows
     for column in export.columns:
-        assert frame[column].map(lambda v: isinstance(v, str) or pd.isna(v)).all()
+        assert all(isinstance(v, str) or pd.isna(v) for v in frame[column])
 
 
 @settings(
@@ -257,3 +257,101 @@ def test_well_formed_csv_reads_back_exactly(workdir, case):
     assert frame[SOURCE_ROW].tolist() == [n for n, _ in expected]
     got = frame[columns].astype(object).where(frame[columns].notna(), "").values.tolist()
     assert got == [r for _, r in expected]
+
+
+# --- the Arrow reader and pandas' parser agree ------------------------------------------
+
+RAW_PIECES = ["Факультет", "согласен", "4", "3,5", " ", '"', '""', '"a,b"', '"x\ny"', "x\"y",
+              ",", ";", "\n", "\r\n", "\r", "\n\n", ""]  # fmt: skip
+
+
+@st.composite
+def raw_csv(draw):
+    delimiter = draw(st.sampled_from([",", ";"]))
+    n_cols = draw(st.integers(1, 4))
+    header = delimiter.join(f"c{i}" for i in range(n_cols))
+    cell = st.sampled_from(["Факультет", "4", "", '"3,5"', '"x\ny"', '"a""b"', " "])
+    good = st.lists(cell, min_size=n_cols, max_size=n_cols).map(delimiter.join)
+    messy = st.lists(st.sampled_from(RAW_PIECES), max_size=6).map("".join)
+    short = st.lists(cell, min_size=1, max_size=n_cols).map(delimiter.join)
+    long = st.lists(cell, min_size=n_cols + 1, max_size=n_cols + 2).map(delimiter.join)
+    blank = st.sampled_from(["", " ", delimiter * (n_cols - 1)])
+    # mostly well-formed rows, so that Arrow often reads a while before something stops it
+    line = st.sampled_from([good] * 30 + [short, long, blank, messy]).flatmap(lambda s: s)
+    lines = draw(st.lists(line, min_size=12, max_size=40))
+    ending = draw(st.sampled_from(["\n", "\r\n", ""]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1251"]))
+    # small Arrow blocks, so that Arrow can stop in mid-file and hand over to pandas
+    block = draw(st.sampled_from([256, 1024, 1 << 22]))
+    return header + "\n" + "\n".join(lines) + ending, encoding, draw(st.integers(1, 6)), block
+
+
+def _read_outcome(path, chunk_rows):
+    try:
+        frame = open_export(path, chunk_rows=chunk_rows).read_all()
+    except InputFileError as error:
+        return ("error", error.message, error.row, error.column)
+    values = frame.astype(object).where(frame.notna(), None)
+    return ("frame", list(frame.columns), values.values.tolist())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=raw_csv())
+def test_arrow_reader_and_pandas_parser_give_the_same_rows_or_error(workdir, case):
+    """Messy CSV text (stray and unclosed quotes, blank lines, short and long rows, line
+    breaks in quotes, CR endings) read with the Arrow reader and with pandas alone:
+    the same rows, row numbers and values, or the same error."""
+    text, encoding, chunk_rows, block = case
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        assume(False)
+    if encoding == "cp1251":  # must read as Cyrillic, else it is not a cp1251 file
+        data = "Факультет согласен;\n".encode("cp1251") + data
+    path = workdir / f"{next(_counter)}-raw.csv"
+    path.write_bytes(data)
+    handed_over = []  # where pandas took over from Arrow, if it did
+    read_chunks = csvfile._read_chunks
+
+    def spy(*args, **kwargs):
+        handed_over.append(args[5] if len(args) > 5 else kwargs.get("skip", 0))
+        return read_chunks(*args, **kwargs)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(csvfile, "_read_chunks", spy)
+            patch.setattr(csvfile, "ARROW_BLOCK_BYTES", block)
+            with_arrow = _read_outcome(path, chunk_rows)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(csvfile, "ARROW_CODECS", frozenset())
+            pandas_only = _read_outcome(path, chunk_rows)
+    finally:
+        path.unlink()
+    event(with_arrow[0])
+    event("Arrow only" if not handed_over else
+          "pandas only" if handed_over == [0] else "Arrow, then pandas")  # fmt: skip
+    assert with_arrow == pandas_only
+
+
+@pytest.mark.parametrize("position", [1, 17, 45, 80])
+@pytest.mark.parametrize(
+    "bad",
+    ["4,4", "", "4,4,4,4", '"never closed', 'x"y,1,2'],
+    ids=["short row", "blank line", "long row", "unclosed quote", "stray quote"],
+)
+def test_arrow_hands_over_to_pandas_in_mid_file_with_the_same_result(tmp_path, position, bad):
+    """A record Arrow cannot take, early or late in the file: the rows before it come
+    from Arrow, the rest from pandas, and the result equals pandas' alone."""
+    cells = ["Факультет", "4", "", '"3,5"', '"x\ny"', '"a""b"', " "]
+    rows = [",".join(cells[(i + j) % len(cells)] for j in range(3)) for i in range(100)]
+    rows[position] = bad
+    path = tmp_path / "file.csv"
+    path.write_text("c0,c1,c2\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    for chunk_rows in (7, 1000):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(csvfile, "ARROW_BLOCK_BYTES", 256)
+            patch.setattr(csvfile, "SAMPLE_BYTES", 64)  # the layout sees the first rows only
+            with_arrow = _read_outcome(path, chunk_rows)
+            patch.setattr(csvfile, "ARROW_CODECS", frozenset())
+            pandas_only = _read_outcome(path, chunk_rows)
+        assert with_arrow == pandas_only

@@ -79,6 +79,9 @@ class TextScan:
         The Python codec that decodes the bytes after the BOM.
     bom_length
         Bytes of byte-order mark at the start (0 when none).
+    quotes
+        Number of ``"`` bytes in the file (meaningful for UTF-8 and Windows-1251: the
+        CSV reader checks that quotes pair up before trusting a fast parser).
     """
 
     sha256: str
@@ -86,6 +89,7 @@ class TextScan:
     encoding: str
     codec: str
     bom_length: int
+    quotes: int = 0
 
 
 def file_sha256(path: Path) -> str:
@@ -172,12 +176,14 @@ def scan_text_file(path: Path, *, file: str | None = None) -> TextScan:
         codec = UTF8 if encoding == UTF8_BOM else encoding
         decoder = codecs.getincrementaldecoder(codec)("strict")
         check_nul = codec == UTF8
+        quotes = 0
         hashing = hasher.submit(digest.update, head)
         block = head[bom_length:]
         base = bom_length
         while True:
             if check_nul and nul_at is None and (at := block.find(b"\x00")) >= 0:
                 nul_at = base + at
+            quotes += block.count(b'"')
             if bad_at is None:
                 pending = len(decoder.getstate()[0])
                 try:
@@ -207,7 +213,7 @@ def scan_text_file(path: Path, *, file: str | None = None) -> TextScan:
                 file=file,
                 expected=SUPPORTED,
             )
-        return TextScan(digest.hexdigest(), size, encoding, codec, bom_length)
+        return TextScan(digest.hexdigest(), size, encoding, codec, bom_length, quotes)
 
     if nul_at is not None:
         raise InputFileError(
@@ -219,9 +225,9 @@ def scan_text_file(path: Path, *, file: str | None = None) -> TextScan:
             expected="a CSV text file or an XLSX workbook",
         )
     if bad_at is None:
-        return TextScan(digest.hexdigest(), size, encoding, codec, bom_length)
+        return TextScan(digest.hexdigest(), size, encoding, codec, bom_length, quotes)
     if encoding == UTF8 and _looks_like_cp1251(path, file, bad_at):
-        return TextScan(digest.hexdigest(), size, CP1251, CP1251, 0)
+        return TextScan(digest.hexdigest(), size, CP1251, CP1251, 0, quotes)
     raise InputFileError(
         "The file is not valid UTF-8 ("
         + _first_bad_byte(path, bad_at)
