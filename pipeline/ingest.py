@@ -18,7 +18,7 @@ from pipeline.mapping import ColumnMap, Meta, map_columns
 from pipeline.readers import SOURCE_ROW, Export, open_export
 from pipeline.readers.encoding import file_sha256
 from pipeline.registry import OrgRegistry
-from pipeline.store import Store, arrow_table, quarantine_json, response_ids
+from pipeline.store import Store, arrow_table, count_answers, quarantine_json, response_ids
 from pipeline.validate import (
     Context,
     build_schema,
@@ -359,7 +359,7 @@ class _Writer:
         self.pending: Future | None = None
         self.held: list[pa.Table] = []
         self.count = count
-        #: answer counts of the fact rows (``count``'s :meth:`Store.wide_counts`)
+        #: answer counts of the fact rows (:func:`count_answers`, as ``Store.wide_counts``)
         self.counts: list[pa.Table] = []
 
     def __enter__(self) -> _Writer:
@@ -395,7 +395,7 @@ class _Writer:
             self.held.append(facts)
             if self.count is not None:
                 same = {k: v for k, v in self.constants.items() if k != "excluded"}
-                self.counts.append(self.store.wide_counts(self.count, facts, same))
+                self.counts.append(count_answers(self.count, facts, same))
         rows = sum(t.num_rows for t in self.held)
         ready = rows if last else rows - rows % ROW_GROUP_ROWS
         if ready:

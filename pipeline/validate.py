@@ -26,6 +26,11 @@ from pipeline.mapping import ColumnMap, Meta, answer_table, code_in_brackets, no
 from pipeline.pseudonym import keyed_labels, pseudonyms
 from pipeline.readers import SOURCE_ROW
 
+# pandera registers its polars backend on the first validation, importing hypothesis
+# for its data-synthesis strategies on the way (a quarter of a second): done here, at
+# import, so that it is not charged to whichever file happens to load first
+pa.DataFrameSchema.register_default_backends(pl.DataFrame)
+
 #: Typed value of an answer whose text is not in the choice list.
 UNKNOWN_CODE = -1
 #: Typed value of a number that does not parse.
