@@ -194,7 +194,7 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
     personal = {c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME, Meta.SUBMISSION_ID,
                                                           Meta.DROP)}  # fmt: skip
     raw_path = store.keep_raw(path, inst.id, wave, result.sha256)
-    with store.bounded_memory(), store.transaction():
+    with store.loading(), store.transaction():
         load_id = store.next_load_id()
         table = store.ensure_fact_table(inst)
         store.write_declarations(catalog, registry.units)

@@ -30,7 +30,7 @@ from pipeline.errors import InputFileError
 #: Bytes read per step; bounded memory for any file size.
 BLOCK_BYTES = 1 << 24
 #: Bytes around the first non-UTF-8 byte on which the Windows-1251 check is judged.
-STATS_BYTES = 1 << 22
+STATS_BYTES = 1 << 20
 
 #: The encodings Sapat reports, as named in :attr:`TextScan.encoding`.
 UTF8 = "utf-8"
