@@ -444,6 +444,15 @@ def _arrow_tables(path: Path, layout: CsvLayout, chunk_rows: int) -> Iterator[pa
         yield pa.Table.from_batches(pending)
 
 
+def _narrowest(codes: np.ndarray, n: int) -> np.ndarray:
+    """Codes in the narrowest integer type for ``n`` categories (as a Categorical keeps
+    them: one byte per cell for most survey columns)."""
+    for dtype in (np.int8, np.int16):
+        if n < np.iinfo(dtype).max:
+            return codes.astype(dtype)
+    return codes
+
+
 def _decoded_columns(table: pa.Table, codec: str) -> list[tuple[np.ndarray, list[str]]]:
     """Per column, (codes, distinct texts): codes index the texts, -1 = missing."""
     out = []
@@ -460,7 +469,7 @@ def _decoded_columns(table: pa.Table, codec: str) -> list[tuple[np.ndarray, list
             texts = dictionary.cast(pa.string()).to_pylist()
         else:
             texts = [value.decode(codec) for value in dictionary.to_pylist()]
-        out.append((codes, texts))
+        out.append((_narrowest(codes, len(texts)), texts))
     return out
 
 
@@ -481,7 +490,9 @@ def _arrow_producer(path, scan, layout, chunk_rows, out: queue.Queue, stop: thre
 
     try:
         for table in _arrow_tables(path, layout, chunk_rows):
-            if not put(_decoded_columns(table, scan.codec)):
+            columns = _decoded_columns(table, scan.codec)
+            del table  # not held while waiting for the consumer
+            if not put(columns):
                 return
         put(_DONE)
     except BaseException as exc:  # handed to the consumer, raised there
