@@ -549,9 +549,7 @@ def _raw_chunks(
     skip = 0
     if scan.codec in ARROW_CODECS and (scan.quotes - layout.header_quotes) % 2 == 0:
         try:
-            for chunk in _arrow_chunks(path, scan, layout, chunk_rows, file):
-                skip += len(chunk)
-                yield chunk
+            yield from _arrow_chunks(path, scan, layout, chunk_rows, file)
             return
         except _ArrowStopped as stopped:
             skip = stopped.records
@@ -564,7 +562,8 @@ def iter_csv_chunks(
     """Stream the data rows of a CSV export as DataFrames of strings.
 
     Each chunk has ``source_row`` (int64, spreadsheet row) then the columns of
-    ``layout.header``, as object columns holding ``str`` or missing (NaN).
+    ``layout.header`` holding ``str`` or missing (NaN): ``Categorical`` columns from the
+    Arrow reader, object columns from pandas'.
 
     Raises
     ------

@@ -85,8 +85,9 @@ class Export:
 
         Each chunk has columns ``source_row`` (int64: the row number a spreadsheet
         shows for that row; the header starts at row 1) followed by :attr:`columns`,
-        as object columns holding ``str`` or missing (NaN) for an empty cell. Rows
-        whose cells are all empty are left out. Can be called more than once.
+        holding ``str`` or missing (NaN) for an empty cell: object columns, or
+        ``Categorical`` ones (most CSV files, read by Arrow: each distinct text once).
+        Rows whose cells are all empty are left out. Can be called more than once.
 
         Raises
         ------
