@@ -306,7 +306,7 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
             result.errors.extend(
                 {"row": int(r.source_row), "column": r.column_name, "check": r.check_name,
                  "value": r.value, "reason": r.reason}
-                for r in fails.head(50).itertuples()
+                for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
             )  # fmt: skip
         flagged = _whole_file_flags(store, table, inst, wave, load_id)
         versions = store.con.execute(

@@ -61,6 +61,8 @@ def test_every_synthetic_file_loads_with_exact_counts(loaded):
                    and f["kind"] in QUARANTINED]  # fmt: skip
         assert r.rows_quarantined == len(planted), (meta["file"], r.errors)
         assert r.rows_read == r.rows_loaded + r.rows_quarantined
+        rows = [e["row"] for e in r.errors]
+        assert rows == sorted(rows), meta["file"]  # the summary lists problems by row
         stored = con.execute(
             f"SELECT count(*) FROM fct_{meta['instrument']} f JOIN sys_loads l USING (load_id) "
             "WHERE l.sha256 = ?", [r.sha256]).fetchone()[0]  # fmt: skip
