@@ -721,10 +721,14 @@ def changes(
                 .map({"two_proportion_z": "% pos", "mann_whitney": "M-W"})
                 .fillna(frame["test"])
             )
+            # % positive before and after, in percent as in the indicator tables
+            # (csv/json keep the shares 0–1 of ind_changes)
+            frame = frame.assign(**{c: (pd.to_numeric(frame[c]) * 100).round(1)
+                                    for c in ("share_from", "share_to")})  # fmt: skip
             frame = frame[["unit", "item", "test", "n_from", "n_to", "share_from", "share_to",
                            "p_adjusted", "effect_size"]].rename(columns={
-                "share_from": "before", "share_to": "after", "p_adjusted": "p (adj.)",
-                "effect_size": "effect"})  # fmt: skip
+                "share_from": "% pos. before", "share_to": "% pos. after",
+                "p_adjusted": "p (adj.)", "effect_size": "effect"})  # fmt: skip
         _write_output(frame, output_format, out, f"Changes {wave} ({level})")
 
 

@@ -80,6 +80,23 @@ def test_changes_lists_the_planted_change(db):
         assert sizes == sorted(sizes, reverse=True)
 
 
+def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
+    """On screen, before/after are percentages (48.5), as pct_positive elsewhere; the
+    JSON keeps the stored shares (0.485)."""
+    path, truth = db
+    ch = truth["planted_changes"][0]
+    args = ["changes", "--db", str(path), "--wave", ch["wave_to"]]
+    rows = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout.splitlines()[-1])
+    hit = next(x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"])
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "% pos. before" in table.output
+    line = next(ln for ln in table.output.splitlines() if ch["unit"] in ln and ch["item"] in ln)
+    cells = [c.strip() for c in line.split("│")]
+    assert f"{hit['share_from'] * 100:.1f}".rstrip("0").rstrip(".") in cells
+    assert f"{hit['share_to'] * 100:.1f}".rstrip("0").rstrip(".") in cells
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
