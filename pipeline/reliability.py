@@ -41,14 +41,35 @@ def _scale_matrix(
     cols = wide[list(items)]
     if not all(pd.api.types.is_numeric_dtype(t) for t in cols.dtypes):
         cols = cols.apply(pd.to_numeric)
-    x = cols.to_numpy(dtype=float)
-    present = ~np.isnan(x)
-    if np.any(present & ((x < 1) | (x > points))):
+    x = cols.to_numpy(dtype=float, copy=True)
+    # smallest and largest answer, missing (NaN) left out: two passes, no temporaries
+    if x.size and (np.fmin.reduce(x, axis=None) < 1 or np.fmax.reduce(x, axis=None) > points):
         raise ValueError(
             f"scale {name!r}: answers must lie in 1..{points}; recode 'not applicable' to missing"
         )
-    flip = np.array([c in reverse for c in items])
-    return np.where(flip[None, :], points + 1 - x, x)
+    flip = [j for j, c in enumerate(items) if c in reverse]
+    if flip:
+        x[:, flip] = points + 1 - x[:, flip]
+    return x
+
+
+def _scale_matrices(
+    wide: pd.DataFrame,
+    scales: Mapping[Hashable, Sequence[str]],
+    reverse: Collection[str],
+    points: int,
+) -> dict[Hashable, np.ndarray]:
+    """:func:`_scale_matrix` of every scale, from one conversion of all their items (a
+    scale's matrix is then a selection of columns); the same errors, naming the scale."""
+    items = list(dict.fromkeys(c for scale_items in scales.values() for c in scale_items))
+    try:
+        x = _scale_matrix(wide, items, reverse, points, "")
+    except ValueError:  # name the first scale at fault
+        for name, scale_items in scales.items():
+            _scale_matrix(wide, scale_items, reverse, points, name)
+        raise
+    at = {c: i for i, c in enumerate(items)}
+    return {name: x[:, [at[c] for c in scale_items]] for name, scale_items in scales.items()}
 
 
 def _groups(wide: pd.DataFrame, by: Sequence[str]):
@@ -182,9 +203,9 @@ def reliability_tables(
     _check_scales(scales)
     alpha_rows, item_rows = [], []
     for key, sub in _groups(wide, by):
+        matrices = _scale_matrices(sub, scales, reverse, points)
         for name, scale_items in scales.items():
-            x = _scale_matrix(sub, scale_items, reverse, points, name)
-            n, cov = _alpha_parts(x)
+            n, cov = _alpha_parts(matrices[name])
             if alpha:
                 a = np.nan if cov is None else _alpha_from_cov(cov)
                 alpha_rows.append({**key, "scale": name, "k": len(scale_items), "n": n, "alpha": a})
@@ -282,7 +303,9 @@ def dimension_scores(
     for name, items in dimensions.items():
         if len(items) == 0:
             raise ValueError(f"dimension {name!r} has no items")
-        x = _scale_matrix(wide, items, reverse, points, name)
+    matrices = _scale_matrices(wide, dimensions, reverse, points)
+    for name, items in dimensions.items():
+        x = matrices[name]
         answered = (~np.isnan(x)).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             score = np.nansum(x, axis=1) / answered

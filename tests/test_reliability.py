@@ -109,6 +109,23 @@ def test_scale_definitions_are_validated(sample):
         cronbach_alpha(bad, {"s": ["q01", "q02"]})
 
 
+def test_errors_name_the_scale_at_fault_and_the_frame_is_left_as_given(sample):
+    """All scales are converted in one go; an error still names the scale it is in, and
+    flipping reverse-coded items never writes into the caller's frame."""
+    bad = sample.assign(q03=sample["q03"].replace({5: 9}))
+    scales = {"fine": ["q01", "q02"], "broken": ["q02", "q03"]}
+    with pytest.raises(ValueError, match="scale 'broken'"):
+        cronbach_alpha(bad, scales)
+    with pytest.raises(ValueError, match="scale 'broken'"):
+        dimension_scores(bad, scales)
+    with pytest.raises(ValueError, match="scale 'broken'.*not in the frame"):
+        cronbach_alpha(sample, {"fine": ["q01", "q02"], "broken": ["q01", "q99"]})
+    before = sample.copy()
+    cronbach_alpha(sample, scales, reverse={"q02"})
+    dimension_scores(sample, scales, reverse={"q02"})
+    pd.testing.assert_frame_equal(sample, before)
+
+
 def test_dimension_scores_need_half_the_items():
     wide = pd.DataFrame(
         {
