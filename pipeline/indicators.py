@@ -277,32 +277,38 @@ class Computer:
                   ("faculty", wide["faculty"]), ("department", wide["department"]),
                   ("programme", wide["programme"])]  # fmt: skip
         # one groupby per level for all dimensions: the same pandas kernels (and so the
-        # same numbers) as grouping each dimension's non-missing scores on its own
-        parts = {}
-        for level, keys in groups:
+        # same numbers) as grouping each dimension's non-missing scores on its own; the
+        # units are factorized once per level (sorted, as groupby sorts them)
+        parts = []
+        for rank, (level, keys) in enumerate(groups):
             ok = keys.notna().to_numpy()
             if not ok.any():
                 continue
             sub = scores[ok]
-            unit = keys[ok].rename("unit")
-            g = sub.groupby(unit)
-            parts[level] = (g.count(), g.mean(), g.std(ddof=1), (sub >= 4).groupby(unit).sum())
-        rows = []
-        for dim in dims:
-            for level, _ in groups:
-                if level not in parts:
-                    continue
-                n, mean, sd, pos = (p[dim] for p in parts[level])
-                keep = (n > 0).to_numpy()
-                if not keep.any():
-                    continue
-                agg = pd.DataFrame({"n": n[keep], "mean": mean[keep], "sd": sd[keep],
-                                    "x_positive": pos[keep].astype("int64")})  # fmt: skip
-                agg = agg.reset_index().assign(level=level, dimension=dim)
-                rows.append(agg)
-        if not rows:
+            codes, units = pd.factorize(keys[ok], sort=True)
+            g = sub.groupby(codes)
+            stats = pd.concat({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1),
+                               "x_positive": (sub >= 4).groupby(codes).sum()},
+                              axis=1)  # fmt: skip
+            long = stats.stack(level=1, future_stack=True)  # rows: unit code × dimension
+            at = long.index.get_level_values(0).to_numpy()
+            dim = long.index.get_level_values(1).to_numpy()
+            parts.append(pd.DataFrame({
+                "unit": np.asarray(units, dtype=object)[at], "n": long["n"].to_numpy(),
+                "mean": long["mean"].to_numpy(), "sd": long["sd"].to_numpy(),
+                "x_positive": long["x_positive"].to_numpy().astype("int64"),
+                "level": level, "dimension": dim,
+                "_order": [dims.index(d) for d in dim], "_rank": rank,
+            }))  # fmt: skip
+        if not parts:
             return pd.DataFrame()
-        out = pd.concat(rows, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True)
+        out = out[out["n"] > 0]
+        # dimension by dimension, then level, then unit, as the tables have always been
+        out = out.sort_values(["_order", "_rank", "unit"], kind="stable")
+        out = out.drop(columns=["_order", "_rank"]).reset_index(drop=True)
+        if out.empty:
+            return pd.DataFrame()
         out["instrument"], out["wave"] = inst.id, wave
         n = out["n"].to_numpy(float)
         se = out["sd"].to_numpy() / np.sqrt(n)

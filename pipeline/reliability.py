@@ -69,7 +69,15 @@ def _scale_matrices(
             _scale_matrix(wide, scale_items, reverse, points, name)
         raise
     at = {c: i for i, c in enumerate(items)}
-    return {name: x[:, [at[c] for c in scale_items]] for name, scale_items in scales.items()}
+    out = {}
+    for name, scale_items in scales.items():
+        cols = [at[c] for c in scale_items]
+        first = cols[0] if cols else 0
+        if cols == list(range(first, first + len(cols))):  # a run of columns: a view
+            out[name] = x[:, first : first + len(cols)]
+        else:
+            out[name] = x[:, cols]
+    return out
 
 
 def _groups(wide: pd.DataFrame, by: Sequence[str]):
