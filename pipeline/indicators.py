@@ -233,9 +233,8 @@ class Computer:
             "LEFT JOIN _lookup l ON l.unit = f.unit WHERE f.wave = $wave AND NOT f.excluded",
             params={"wave": wave},
         ).to_arrow_table().to_pandas()  # fmt: skip
-        for c in columns:
-            if c in frame:
-                frame[c] = frame[c].astype("float64")
+        # the answers arrive as float64 (cast in SQL), in one block: selecting and
+        # converting many columns at once then costs a copy, not a gather per column
         return frame
 
     def _valid(self, inst: Instrument, wide: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -248,7 +247,9 @@ class Computer:
         if "valid" not in cache:
             items = [c for c in dict.fromkeys(f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME))
                      if c in wide]  # fmt: skip
-            cache["valid"] = wide[items].where(wide[items] >= 1)
+            values = wide[items].to_numpy(dtype=float)
+            cache["valid"] = pd.DataFrame(np.where(values >= 1, values, np.nan),
+                                          index=wide.index, columns=items)  # fmt: skip
         valid = cache["valid"]
         missing = [c for c in cols if c not in valid]
         if missing:
@@ -287,18 +288,17 @@ class Computer:
             sub = scores[ok]
             codes, units = pd.factorize(keys[ok], sort=True)
             g = sub.groupby(codes)
-            stats = pd.concat({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1),
-                               "x_positive": (sub >= 4).groupby(codes).sum()},
-                              axis=1)  # fmt: skip
-            long = stats.stack(level=1, future_stack=True)  # rows: unit code × dimension
-            at = long.index.get_level_values(0).to_numpy()
-            dim = long.index.get_level_values(1).to_numpy()
+            n, mean, sd = g.count(), g.mean(), g.std(ddof=1)
+            pos = (sub >= 4).groupby(codes).sum()
+            # rows: unit × dimension (each statistic is a units × dimensions frame)
+            at = np.repeat(n.index.to_numpy(), len(dims))
             parts.append(pd.DataFrame({
-                "unit": np.asarray(units, dtype=object)[at], "n": long["n"].to_numpy(),
-                "mean": long["mean"].to_numpy(), "sd": long["sd"].to_numpy(),
-                "x_positive": long["x_positive"].to_numpy().astype("int64"),
-                "level": level, "dimension": dim,
-                "_order": [dims.index(d) for d in dim], "_rank": rank,
+                "unit": np.asarray(units, dtype=object)[at],
+                "n": n[dims].to_numpy().ravel(), "mean": mean[dims].to_numpy().ravel(),
+                "sd": sd[dims].to_numpy().ravel(),
+                "x_positive": pos[dims].to_numpy().ravel().astype("int64"),
+                "level": level, "dimension": np.tile(np.asarray(dims, dtype=object), len(n)),
+                "_order": np.tile(np.arange(len(dims)), len(n)), "_rank": rank,
             }))  # fmt: skip
         if not parts:
             return pd.DataFrame()

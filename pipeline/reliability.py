@@ -41,7 +41,9 @@ def _scale_matrix(
     cols = wide[list(items)]
     if not all(pd.api.types.is_numeric_dtype(t) for t in cols.dtypes):
         cols = cols.apply(pd.to_numeric)
-    x = cols.to_numpy(dtype=float, copy=True)
+    # a copy in the frame's own memory order: from a frame whose items share one block
+    # that is a plain copy of its columns, where to_numpy(copy=True) would transpose
+    x = np.array(cols.to_numpy(dtype=float), order="K", copy=True)
     # smallest and largest answer, missing (NaN) left out: two passes, no temporaries
     if x.size and (np.fmin.reduce(x, axis=None) < 1 or np.fmax.reduce(x, axis=None) > points):
         raise ValueError(
