@@ -416,20 +416,23 @@ class Computer:
         level_of = dict(zip(self.reg.programmes["code"], self.reg.programmes["level"],
                             strict=True))  # fmt: skip
         cells = ["faculty", "level"]
-        # respondents with a faculty and a level, in a cell that has a headcount
-        resp = pd.DataFrame({"faculty": wide["faculty"], "level": wide["programme"].map(level_of)})
+        # respondents with a faculty and a level, counted per (faculty, programme) pair
+        # first (a few hundred pairs instead of a row per respondent)
+        pairs = wide.groupby(["faculty", "programme"], observed=True, sort=False).size()
+        resp = pairs.rename("respondents").reset_index()
+        resp["level"] = resp["programme"].map(level_of)
         resp = resp.dropna(subset=cells)
         h = self.reg.headcounts
         h = h[(h["wave"] == wave) & (h["population"] == POPULATION[inst.id])]
         h = h.assign(faculty=h["unit_code"].map(self.reg.faculty_of))
         heads = h.groupby(cells, as_index=False)["headcount"].sum()
-        present = resp[cells].drop_duplicates()
-        heads = heads.merge(present, on=cells)
+        # only cells with a headcount and respondents
+        sizes = resp.groupby(cells, as_index=False)["respondents"].sum()
+        heads = heads.merge(sizes[cells], on=cells)
         heads["headcount"] = heads["headcount"].astype(float)
-        resp = resp[pd.MultiIndex.from_frame(resp).isin(pd.MultiIndex.from_frame(heads[cells]))]
-        if resp.empty:
+        sizes = sizes.merge(heads[cells], on=cells)
+        if sizes.empty:
             return pd.DataFrame()
-        sizes = resp.groupby(cells, observed=True).size().rename("respondents").reset_index()
         # weights are per cell, so the answer counts per cell are all the estimates need:
         # the same respondents' answers, from the count table instead of the wide one
         items = [f.code for f in inst.items]
