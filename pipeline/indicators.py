@@ -248,8 +248,9 @@ class Computer:
             items = [c for c in dict.fromkeys(f.code for f in inst.by_role(Role.ITEM, Role.OUTCOME))
                      if c in wide]  # fmt: skip
             values = wide[items].to_numpy(dtype=float)
+            # column-major like the frame's own block: wrapped as it is, not copied
             cache["valid"] = pd.DataFrame(np.where(values >= 1, values, np.nan),
-                                          index=wide.index, columns=items)  # fmt: skip
+                                          index=wide.index, columns=items, copy=False)  # fmt: skip
         valid = cache["valid"]
         missing = [c for c in cols if c not in valid]
         if missing:
