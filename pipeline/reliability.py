@@ -34,25 +34,26 @@ __all__ = ["cronbach_alpha", "dimension_scores", "item_total_statistics", "relia
 
 def _scale_matrix(
     wide: pd.DataFrame, items: Sequence[str], reverse: Collection[str], points: int, name: str
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """(answers, reversed): the items' answers as a respondents × items float matrix, as
+    given (not flipped; read-only, often a view of the frame's memory), and which of its
+    columns are reverse-coded. Consumers flip arithmetically (``points + 1 - x``) rather
+    than in a copy of the matrix."""
     missing = [c for c in items if c not in wide.columns]
     if missing:
         raise ValueError(f"scale {name!r}: item column(s) {missing} are not in the frame")
     cols = wide[list(items)]
     if not all(pd.api.types.is_numeric_dtype(t) for t in cols.dtypes):
         cols = cols.apply(pd.to_numeric)
-    # a copy in the frame's own memory order: from a frame whose items share one block
-    # that is a plain copy of its columns, where to_numpy(copy=True) would transpose
-    x = np.array(cols.to_numpy(dtype=float), order="K", copy=True)
+    x = cols.to_numpy(dtype=float)
+    x = x.view()
+    x.flags.writeable = False
     # smallest and largest answer, missing (NaN) left out: two passes, no temporaries
     if x.size and (np.fmin.reduce(x, axis=None) < 1 or np.fmax.reduce(x, axis=None) > points):
         raise ValueError(
             f"scale {name!r}: answers must lie in 1..{points}; recode 'not applicable' to missing"
         )
-    flip = [j for j, c in enumerate(items) if c in reverse]
-    if flip:
-        x[:, flip] = points + 1 - x[:, flip]
-    return x
+    return x, np.array([c in reverse for c in items], dtype=bool)
 
 
 def _scale_matrices(
@@ -60,12 +61,12 @@ def _scale_matrices(
     scales: Mapping[Hashable, Sequence[str]],
     reverse: Collection[str],
     points: int,
-) -> dict[Hashable, np.ndarray]:
+) -> dict[Hashable, tuple[np.ndarray, np.ndarray]]:
     """:func:`_scale_matrix` of every scale, from one conversion of all their items (a
     scale's matrix is then a selection of columns); the same errors, naming the scale."""
     items = list(dict.fromkeys(c for scale_items in scales.values() for c in scale_items))
     try:
-        x = _scale_matrix(wide, items, reverse, points, "")
+        x, flip = _scale_matrix(wide, items, reverse, points, "")
     except ValueError:  # name the first scale at fault
         for name, scale_items in scales.items():
             _scale_matrix(wide, scale_items, reverse, points, name)
@@ -76,9 +77,8 @@ def _scale_matrices(
         cols = [at[c] for c in scale_items]
         first = cols[0] if cols else 0
         if cols == list(range(first, first + len(cols))):  # a run of columns: a view
-            out[name] = x[:, first : first + len(cols)]
-        else:
-            out[name] = x[:, cols]
+            cols = slice(first, first + len(cols))
+        out[name] = (x[:, cols], flip[cols])
     return out
 
 
@@ -91,15 +91,20 @@ def _groups(wide: pd.DataFrame, by: Sequence[str]):
         yield dict(zip(by, key, strict=True)), sub
 
 
-def _alpha_parts(x: np.ndarray):
-    """Covariance-based pieces on the listwise-complete rows of ``x``."""
+def _alpha_parts(x: np.ndarray, flip: np.ndarray):
+    """Covariance-based pieces on the listwise-complete rows of ``x``, with the ``flip``
+    columns reverse-coded: flipping an item (``c - x``) only changes the sign of its
+    covariances with the others."""
     # column-major: np.cov of respondents x items is then one BLAS call (10x faster)
     full = np.asfortranarray(x[~np.isnan(x).any(axis=1)])
     n, k = full.shape
     if n < 2:
         return n, None
-    cov = np.cov(full, rowvar=False, ddof=1)
-    return n, np.atleast_2d(cov)
+    cov = np.atleast_2d(np.cov(full, rowvar=False, ddof=1))
+    if flip.any():
+        sign = np.where(flip, -1.0, 1.0)
+        cov = cov * np.outer(sign, sign)
+    return n, cov
 
 
 def _alpha_from_cov(cov: np.ndarray) -> float:
@@ -215,7 +220,7 @@ def reliability_tables(
     for key, sub in _groups(wide, by):
         matrices = _scale_matrices(sub, scales, reverse, points)
         for name, scale_items in scales.items():
-            n, cov = _alpha_parts(matrices[name])
+            n, cov = _alpha_parts(*matrices[name])
             if alpha:
                 a = np.nan if cov is None else _alpha_from_cov(cov)
                 alpha_rows.append({**key, "scale": name, "k": len(scale_items), "n": n, "alpha": a})
@@ -315,10 +320,16 @@ def dimension_scores(
             raise ValueError(f"dimension {name!r} has no items")
     matrices = _scale_matrices(wide, dimensions, reverse, points)
     for name, items in dimensions.items():
-        x = matrices[name]
-        answered = (~np.isnan(x)).sum(axis=1)
+        x, flip = matrices[name]
+        present = ~np.isnan(x)
+        answered = present.sum(axis=1)
+        # the sum of the answers with reverse items flipped: sum(x) over the others plus
+        # sum(points + 1 - x) over the reversed ones
+        total = np.where(present, x, 0.0) @ np.where(flip, -1.0, 1.0)
+        if flip.any():
+            total += (points + 1) * present[:, flip].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            score = np.nansum(x, axis=1) / answered
+            score = total / answered
         enough = answered >= min_share * len(items) - 1e-9
         out[name] = np.where(enough & (answered > 0), score, np.nan)
     return pd.DataFrame(out, index=wide.index, columns=list(dimensions))
