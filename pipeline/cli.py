@@ -721,14 +721,28 @@ def changes(
                 .map({"two_proportion_z": "% pos", "mann_whitney": "M-W"})
                 .fillna(frame["test"])
             )
-            # % positive before and after, in percent as in the indicator tables
-            # (csv/json keep the shares 0–1 of ind_changes)
-            frame = frame.assign(**{c: (pd.to_numeric(frame[c]) * 100).round(1)
-                                    for c in ("share_from", "share_to")})  # fmt: skip
-            frame = frame[["unit", "item", "test", "n_from", "n_to", "share_from", "share_to",
-                           "p_adjusted", "effect_size"]].rename(columns={
-                "share_from": "% pos. before", "share_to": "% pos. after",
-                "p_adjusted": "p (adj.)", "effect_size": "effect"})  # fmt: skip
+
+            # before → after: answers, and % positive in per cent as in the indicator
+            # tables (csv/json keep the shares 0–1 of ind_changes); p as papers report it
+            def pct(share) -> str:
+                return "" if pd.isna(share) else f"{100 * share:.1f}".removesuffix(".0")
+
+            def count(n) -> str:
+                return "" if pd.isna(n) else f"{int(n)}"
+
+            frame = frame.assign(
+                n=[f"{count(a)} → {count(b)}" for a, b in zip(
+                    pd.to_numeric(frame["n_from"]), pd.to_numeric(frame["n_to"]), strict=True)],
+                positive=[f"{pct(a)} → {pct(b)}" for a, b in zip(
+                    pd.to_numeric(frame["share_from"]), pd.to_numeric(frame["share_to"]),
+                    strict=True)],
+                p_adjusted=["" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+                            for p in pd.to_numeric(frame["p_adjusted"])],
+            )  # fmt: skip
+            frame = frame[["unit", "item", "test", "n", "positive", "p_adjusted",
+                           "effect_size"]].rename(columns={
+                "positive": "% positive", "p_adjusted": "p (adj.)",
+                "effect_size": "effect"})  # fmt: skip
         _write_output(frame, output_format, out, f"Changes {wave} ({level})")
 
 

@@ -81,8 +81,8 @@ def test_changes_lists_the_planted_change(db):
 
 
 def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
-    """On screen, before/after are percentages (48.5), as pct_positive elsewhere; the
-    JSON keeps the stored shares (0.485)."""
+    """On screen, before → after, with % positive in per cent (48.5) as pct_positive
+    elsewhere, and p to three decimals or as <0.001; the JSON keeps the stored values."""
     path, truth = db
     ch = truth["planted_changes"][0]
     args = ["changes", "--db", str(path), "--wave", ch["wave_to"]]
@@ -90,11 +90,21 @@ def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
     hit = next(x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"])
     table = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    assert "% pos. before" in table.output
+    assert "% positive" in table.output
     line = next(ln for ln in table.output.splitlines() if ch["unit"] in ln and ch["item"] in ln)
     cells = [c.strip() for c in line.split("│")]
-    assert f"{hit['share_from'] * 100:.1f}".rstrip("0").rstrip(".") in cells
-    assert f"{hit['share_to'] * 100:.1f}".rstrip("0").rstrip(".") in cells
+
+    def pct(share):
+        return f"{share * 100:.1f}".removesuffix(".0")
+
+    assert f"{pct(hit['share_from'])} → {pct(hit['share_to'])}" in cells
+    assert f"{int(hit['n_from'])} → {int(hit['n_to'])}" in cells
+    p = hit["p_adjusted"]
+    assert ("<0.001" if p < 0.001 else f"{p:.3f}") in cells
+    # an 80-column terminal shows every value whole (nothing cut short with "…")
+    narrow = runner.invoke(app, args, env={"COLUMNS": "80"})
+    body = [ln for ln in narrow.output.splitlines() if ln.startswith("│")]
+    assert body and not any("…" in ln for ln in body), narrow.output
 
 
 @pytest.mark.parametrize(
