@@ -497,7 +497,32 @@ def _number(v) -> str:
     return f"{v:.3g}"
 
 
+#: Columns that hold counts (of answers, respondents, people): written as integers.
+_COUNT_COLUMNS = {"respondents", "headcount", "population", "k", "family_size"}
+
+
+def _whole_counts(frame):
+    """Count columns (``n``, ``n_*``, ``x_*``, respondents, headcount …) as integers
+    where every value is whole: the disclosure gate blanks small cells, which makes them
+    floating-point on the way (``537.0``)."""
+    import pandas as pd
+
+    out = frame
+    for c in frame.columns:
+        name = str(c)
+        if not (name == "n" or name.startswith(("n_", "x_")) or name in _COUNT_COLUMNS):
+            continue
+        if not pd.api.types.is_float_dtype(frame[c]):
+            continue
+        values = frame[c].dropna()
+        if (values == values.round()).all():
+            out = out.assign(**{name: frame[c].astype("Int64")})
+    return out
+
+
 def _write_output(frame, fmt: str, out: Path | None, title: str) -> None:
+    if fmt != "table" or out is not None:
+        frame = _whole_counts(frame)
     if fmt == "table" and out is None:
         shown = frame.copy()
         for c in shown.select_dtypes("number").columns:

@@ -107,6 +107,25 @@ def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
     assert body and not any("…" in ln for ln in body), narrow.output
 
 
+def test_counts_are_whole_numbers_in_json_and_csv(db):
+    """Counts stay integers through the disclosure gate (which blanks small cells)."""
+    path, truth = db
+    ch = truth["planted_changes"][0]
+    r = runner.invoke(app, ["changes", "--db", str(path), "--wave", ch["wave_to"], "--show-all",
+                            "--format", "json"])  # fmt: skip
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("n_from", "n_to", "x_from", "x_to", "family_size"):
+        assert all(isinstance(x[key], int) or x[key] is None for x in rows), key
+    assert any(x["n_from"] is None for x in rows) or all(x["n_from"] >= 3 for x in rows)
+    r = runner.invoke(app, ["indicators", "--db", str(path), "--level", "programme",
+                            "--format", "csv"])  # fmt: skip
+    lines = r.stdout.strip().splitlines()
+    header = lines[0].split(",")
+    at = header.index("n")
+    values = [ln.split(",")[at] for ln in lines[1:] if ln.count(",") == len(header) - 1]
+    assert values and all(v == "" or v.isdigit() for v in values), values[:5]
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
