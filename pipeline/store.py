@@ -209,11 +209,11 @@ class Store:
     def loading(self, limit: str = LOAD_MEMORY) -> Iterator[None]:
         """DuckDB set up for loading a file, then back to its defaults.
 
-        - Memory capped at ``limit`` (default: 80 % of RAM). Left alone, DuckDB keeps
-          every block a load writes cached while RAM allows, so a load's memory would
-          grow with the file: with the cap it evicts them (they are on disk) and spills
-          its larger intermediate results, and a 5M-row file loads in about the memory
-          of a 1M-row one.
+        - Memory capped at ``limit`` (DuckDB's own default, 80 % of RAM, comes back
+          afterwards). Left alone, DuckDB keeps every block a load writes cached while
+          RAM allows, so a load's memory would grow with the file: with the cap it
+          evicts them (they are on disk) and spills its larger intermediate results,
+          and a 5M-row file loads in about the memory of a 1M-row one.
         - The load's commit checkpoints straight into the database file. The rows are
           written to it as they arrive (DuckDB's optimistic writes); but a load also
           marks its duplicates, and once rows written in a transaction are updated,
@@ -357,7 +357,7 @@ class Store:
                 )  # fmt: skip
                 self.con.register("_partial", pa.concat_tables(partial, promote_options="default"))
                 self.con.register("_minus", minus)  # small tables: a row per group
-                group = "load_id, instrument, version, wave, programme, unit, level, teacher, discipline"
+                group = ", ".join(COUNT_GROUP)
                 sums = ", ".join(f"sum({n})::BIGINT AS {n}" for n in [*names, "_other"])
                 negated = ", ".join(f"-{n} AS {n}" for n in [*names, "_other"])
                 self.con.execute(
