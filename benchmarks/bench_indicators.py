@@ -91,7 +91,7 @@ def step_generate(folder: str, waves: str, scale: str, fmt: str, seed: str) -> d
 def step_ingest(db: str, files: str) -> dict:
     """Ingest the given exports (comma-separated) into the store ``db``, in order."""
     from pipeline.ingest import ingest_file
-    from pipeline.pseudonym import load_key
+    from pipeline.ingest.pseudonym import load_key
     from pipeline.store import Store
 
     catalog, registry = _tools()

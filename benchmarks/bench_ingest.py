@@ -84,8 +84,8 @@ def step_bare_csv(file: str, encoding: str, workdir: str) -> dict:
 def step_sapat_csv(file: str, encoding: str, workdir: str) -> dict:
     """The full ingest (read, map, type, validate, store) into a new database file."""
     from pipeline.ingest import ingest_file
+    from pipeline.ingest.pseudonym import load_key
     from pipeline.instruments import default_catalog
-    from pipeline.pseudonym import load_key
     from pipeline.registry import default_registry
     from pipeline.store import Store
 

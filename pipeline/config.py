@@ -12,8 +12,9 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-INSTRUMENTS_DIR = PACKAGE_DIR / "instruments"
-DECLARATIONS_DIR = PACKAGE_DIR / "declarations"
+EXAMPLES_DIR = PACKAGE_DIR / "examples"
+INSTRUMENTS_DIR = EXAMPLES_DIR / "batsu" / "instruments"
+DECLARATIONS_DIR = EXAMPLES_DIR / "batsu" / "declarations"
 
 LANGUAGES = ("ky", "ru", "en")
 LANGUAGE_NAMES = {"ky": "Kyrgyz (ky)", "ru": "Russian (ru)", "en": "English (en)"}

@@ -3,13 +3,13 @@
 - Indicator tables (one row per unit): cells resting on fewer than ``min_n`` respondents
   are hidden, with complementary suppression along the org tree so that no hidden cell
   can be recomputed from its parent and visible siblings
-  (:func:`pipeline.disclosure.suppress`).
+  (:func:`pipeline.methods.disclosure.suppress`).
 - Comparison tables (changes, benchmarks, trends, pairwise tests): a row whose groups
   include one smaller than ``min_n`` shows no statistic.
 - Comments: only in cells with at least ``comment_min_n`` respondents, and only to the
   quality office (roles are enforced by the caller, e.g. the dashboard's data layer).
 
-``min_n`` is never below :data:`pipeline.disclosure.MIN_N_FLOOR`.
+``min_n`` is never below :data:`pipeline.methods.disclosure.MIN_N_FLOOR`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure import DEFAULT_COMMENT_MIN_N, suppress, suppress_comments
+from pipeline.methods.disclosure import DEFAULT_COMMENT_MIN_N, suppress, suppress_comments
 
 #: Slice columns of each indicator table: rows with equal slices form one tree of units.
 SLICES = {
@@ -68,7 +68,7 @@ def gate_units(
 
 def gate_comparisons(table: pd.DataFrame, min_n: int) -> pd.DataFrame:
     """Blank the statistics of comparison rows that rest on a group smaller than ``min_n``."""
-    from pipeline.disclosure import _check_min_n
+    from pipeline.methods.disclosure import _check_min_n
 
     _check_min_n(min_n)
     out = table.copy()

@@ -1,4 +1,4 @@
-"""Tests for pipeline.disclosure, the privacy gate.
+"""Tests for pipeline.methods.disclosure, the privacy gate.
 
 The property tests check the gate's output with an independent oracle: the published figures of
 a slice give one linear equation per family, ``n(parent) - sum n(children) = r`` with ``r``
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.disclosure import MIN_N_FLOOR, suppress, suppress_comments
+from pipeline.methods.disclosure import MIN_N_FLOOR, suppress, suppress_comments
 
 
 def faculty_table(**programmes: int) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Tests for pipeline.drivers.key_drivers (Shapley/LMG decomposition of R²)."""
+"""Tests for pipeline.methods.drivers.key_drivers (Shapley/LMG decomposition of R²)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from pipeline.drivers import key_drivers
 from pipeline.errors import UsageError
+from pipeline.methods.drivers import key_drivers
 
 
 def _survey(rng, n=600, missing=0.03):

@@ -1,4 +1,4 @@
-"""Tests for pipeline.estimators: R reference figures, statsmodels/scipy oracles, planted effects.
+"""Tests for pipeline.methods.estimators: R reference figures, statsmodels/scipy oracles, planted effects.
 
 R calls behind the expected figures (tests/data/reference/reference.R): per wave x faculty x
 item, ``length``, ``mean``, ``sd`` and ``mean(y >= 4)``; intervals from
@@ -18,7 +18,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.errors import DeclarationError
-from pipeline.estimators import (
+from pipeline.methods.estimators import (
     CIMethod,
     describe_counts,
     proportion_ci,

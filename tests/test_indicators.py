@@ -13,8 +13,8 @@ from statsmodels.stats.proportion import proportion_confint
 from pipeline.gate import gate_comparisons, gate_units
 from pipeline.indicators import compute, unit_tables
 from pipeline.ingest import ingest_file
+from pipeline.ingest.pseudonym import load_key
 from pipeline.instruments import default_catalog
-from pipeline.pseudonym import load_key
 from pipeline.registry import default_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.ingest import ingest_file
+from pipeline.ingest.pseudonym import load_key
 from pipeline.instruments import default_catalog
-from pipeline.pseudonym import load_key
 from pipeline.registry import default_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize

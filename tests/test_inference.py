@@ -1,4 +1,4 @@
-"""Tests for pipeline.inference: R reference figures, scipy/statsmodels oracles, planted effects.
+"""Tests for pipeline.methods.inference: R reference figures, scipy/statsmodels oracles, planted effects.
 
 The R figures come from ``tests/data/reference`` (see its README for the R calls, e.g.
 ``kruskal.test(q03 ~ faculty)``, ``prop.test(c(x_to, x_from), c(n_to, n_from), correct=FALSE)``,
@@ -25,7 +25,7 @@ from statsmodels.stats.proportion import (
 )
 
 from pipeline.errors import UsageError
-from pipeline.inference import (
+from pipeline.methods.inference import (
     AdjustMethod,
     adjust_pvalues,
     dunn_pairwise,

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.errors import MappingError
 from pipeline.ingest import ingest_file
+from pipeline.ingest.mapping import map_columns, normalise
+from pipeline.ingest.pseudonym import load_key
 from pipeline.instruments import Role, default_catalog
-from pipeline.mapping import map_columns, normalise
-from pipeline.pseudonym import load_key
 from pipeline.registry import default_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
@@ -211,7 +211,7 @@ def test_legacy_export_with_a_mapping_file(tmp_path, key):
     with Store(tmp_path / "db.duckdb") as store:
         refused = ingest_file(path, store, CAT, REG, key=key, instrument="staff")
         assert refused.status == "rejected" and "Q1" in refused.errors[0]["message"]
-        from pipeline.mapping import read_mapping_file
+        from pipeline.ingest.mapping import read_mapping_file
 
         r = ingest_file(path, store, CAT, REG, key=key, mapping=read_mapping_file(mapping))
     assert r.status == "loaded" and r.rows_loaded == 12 and r.wave == "2024-2025"

@@ -28,8 +28,8 @@ from ingest_helpers import (
 )
 
 from pipeline.ingest import ingest_file
+from pipeline.ingest.pseudonym import load_key
 from pipeline.instruments import default_catalog
-from pipeline.pseudonym import load_key
 from pipeline.registry import default_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize

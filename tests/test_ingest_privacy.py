@@ -23,8 +23,8 @@ import pytest
 from ingest_helpers import read_csv_rows, sha256_of, tables, write_csv_rows
 
 from pipeline.ingest import ingest_file
+from pipeline.ingest.pseudonym import load_key, pseudonym
 from pipeline.instruments import default_catalog
-from pipeline.pseudonym import load_key, pseudonym
 from pipeline.registry import default_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize

@@ -1,4 +1,4 @@
-"""Tests for pipeline.reliability.
+"""Tests for pipeline.methods.reliability.
 
 R behind tests/data/reference/cronbach_alpha.csv (part d): for each wave and all waves pooled,
 ``x <- na.omit(d[, q01..q08]); k/(k-1) * (1 - sum(apply(x, 2, var)) / var(rowSums(x)))``.
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.reliability import cronbach_alpha, dimension_scores, item_total_statistics
+from pipeline.methods.reliability import cronbach_alpha, dimension_scores, item_total_statistics
 
 ITEMS = [f"q{j:02d}" for j in range(1, 9)]
 TOL = 1e-9

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pipeline.ingest.pseudonym import keyed_labels, pseudonym, pseudonyms
+from pipeline.ingest.validate import _DOTTED, _SLASHED, _factorize, _matches, row_flags
 from pipeline.instruments import default_catalog
-from pipeline.pseudonym import keyed_labels, pseudonym, pseudonyms
 from pipeline.readers import SOURCE_ROW
-from pipeline.validate import _DOTTED, _SLASHED, _factorize, _matches, row_flags
 
 TEXTS = ["5", "Не применимо", "", " 5", "5 ", "ß", "ΣΑΣ", "a\x1fb", "\u3000x", "١٥"]
 

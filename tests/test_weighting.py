@@ -1,4 +1,4 @@
-"""Tests for pipeline.weighting against R ``survey`` (tests/data/reference, part c).
+"""Tests for pipeline.methods.weighting against R ``survey`` (tests/data/reference, part c).
 
 R calls behind the expected figures, per wave (all respondents of the wave in the design)::
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DeclarationError
-from pipeline.weighting import cell_weights, respondent_weights, weighted_estimates
+from pipeline.methods.weighting import cell_weights, respondent_weights, weighted_estimates
 
 TOL = 1e-9
 CELLS = ["faculty", "level"]

@@ -1,5 +1,5 @@
 """Design-based estimates from answer counts equal those from one row per respondent
-(pipeline.weighting.weighted_estimates is the oracle, itself checked against R), and
+(pipeline.methods.weighting.weighted_estimates is the oracle, itself checked against R), and
 reliability_tables equals cronbach_alpha and item_total_statistics."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.reliability import cronbach_alpha, item_total_statistics, reliability_tables
-from pipeline.weighting import weighted_estimates, weighted_estimates_from_counts
+from pipeline.methods.reliability import cronbach_alpha, item_total_statistics, reliability_tables
+from pipeline.methods.weighting import weighted_estimates, weighted_estimates_from_counts
 
 CELLS = ["faculty", "level"]
 

@@ -13,13 +13,8 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import InputFileError, MappingError, SapatError, UsageError, ValidationFailed
-from pipeline.instruments import Catalog, Instrument, wave_start_year
-from pipeline.mapping import ColumnMap, Meta, map_columns
-from pipeline.readers import SOURCE_ROW, Export, open_export
-from pipeline.readers.encoding import file_sha256
-from pipeline.registry import OrgRegistry
-from pipeline.store import Store, arrow_table, count_answers, quarantine_json, response_ids
-from pipeline.validate import (
+from pipeline.ingest.mapping import ColumnMap, Meta, map_columns
+from pipeline.ingest.validate import (
     Context,
     build_schema,
     parse_timestamps,
@@ -27,6 +22,11 @@ from pipeline.validate import (
     type_chunk,
     validate_typed,
 )
+from pipeline.instruments import Catalog, Instrument, wave_start_year
+from pipeline.readers import SOURCE_ROW, Export, open_export
+from pipeline.readers.encoding import file_sha256
+from pipeline.registry import OrgRegistry
+from pipeline.store import Store, arrow_table, count_answers, quarantine_json, response_ids
 
 #: Rows typed, validated and stored at a time: larger chunks spread the fixed cost per
 #: chunk and column (pandera, DuckDB) over more rows; memory grows with the chunk.

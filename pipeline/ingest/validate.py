@@ -21,9 +21,16 @@ import polars as pl
 import pyarrow
 import pyarrow.compute as pc
 
+from pipeline.ingest.mapping import (
+    ColumnMap,
+    Meta,
+    answer_table,
+    code_in_brackets,
+    normalise,
+    unit_table,
+)
+from pipeline.ingest.pseudonym import keyed_labels, pseudonyms
 from pipeline.instruments import Field, Instrument, Role
-from pipeline.mapping import ColumnMap, Meta, answer_table, code_in_brackets, normalise, unit_table
-from pipeline.pseudonym import keyed_labels, pseudonyms
 from pipeline.readers import SOURCE_ROW
 
 # pandera registers its polars backend on the first validation, importing hypothesis

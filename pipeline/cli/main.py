@@ -372,9 +372,9 @@ def ingest(
     already loaded, 1 when any was rejected, 2 for a usage error.
     """
     from pipeline.ingest import ingest_file
+    from pipeline.ingest.mapping import read_mapping_file
+    from pipeline.ingest.pseudonym import load_key
     from pipeline.instruments import default_catalog
-    from pipeline.mapping import read_mapping_file
-    from pipeline.pseudonym import load_key
     from pipeline.readers import DIALECT_NAMES
     from pipeline.registry import default_registry
     from pipeline.store import Store
@@ -586,10 +586,10 @@ def indicators(
     Cells with fewer respondents than the privacy threshold are never shown.
     """
 
-    from pipeline.estimators import CIMethod
     from pipeline.gate import gate_units
     from pipeline.indicators import Options, compute, unit_tables
     from pipeline.instruments import default_catalog
+    from pipeline.methods.estimators import CIMethod
     from pipeline.registry import default_registry
 
     with friendly_errors():
@@ -689,8 +689,8 @@ def changes(
     """
     from pipeline.gate import gate_comparisons
     from pipeline.indicators import Computer
-    from pipeline.inference import wave_change
     from pipeline.instruments import default_catalog
+    from pipeline.methods.inference import wave_change
     from pipeline.registry import default_registry
 
     with friendly_errors():

@@ -2,8 +2,8 @@
 
 Data flow: ``fct_answer_counts`` (and the typed ``fct_<instrument>`` tables for what
 needs respondents: dimension scores, alpha, key drivers, outcomes) → pure functions of
-:mod:`pipeline.estimators`, :mod:`pipeline.inference`, :mod:`pipeline.reliability`,
-:mod:`pipeline.drivers` → ``ind_*`` tables. Nothing here is shown to anyone directly:
+:mod:`pipeline.methods.estimators`, :mod:`pipeline.methods.inference`, :mod:`pipeline.methods.reliability`,
+:mod:`pipeline.methods.drivers` → ``ind_*`` tables. Nothing here is shown to anyone directly:
 every output passes :mod:`pipeline.gate` first.
 
 Units roll up programme → department → faculty-level unit → university; teaching
@@ -23,18 +23,18 @@ import pandas as pd
 from scipy import stats as sps
 from threadpoolctl import threadpool_limits
 
-from pipeline.drivers import key_drivers
-from pipeline.estimators import describe_counts, proportion_ci, reliability_flag
-from pipeline.inference import (
+from pipeline.instruments import Catalog, Instrument, Role
+from pipeline.methods.drivers import key_drivers
+from pipeline.methods.estimators import describe_counts, proportion_ci, reliability_flag
+from pipeline.methods.inference import (
     dunn_pairwise,
     kruskal_from_counts,
     trend_logistic,
     unit_vs_rest,
     wave_change,
 )
-from pipeline.instruments import Catalog, Instrument, Role
+from pipeline.methods.reliability import reliability_tables
 from pipeline.registry import OrgRegistry
-from pipeline.reliability import reliability_tables
 
 LEVELS = ("university", "faculty", "department", "programme", "teacher")
 POPULATION = {"student_experience": "students", "teaching_evaluation": "students",
@@ -260,7 +260,7 @@ class Computer:
 
     def _dimension_scores(self, inst: Instrument, wide: pd.DataFrame) -> pd.DataFrame:
         """Per-respondent dimension scores (not 'overall'), computed once per wide frame."""
-        from pipeline.reliability import dimension_scores
+        from pipeline.methods.reliability import dimension_scores
 
         self._valid(inst, wide, [])
         if "scores" not in self._cache:
@@ -410,7 +410,7 @@ class Computer:
         Cells with a headcount but no respondent cannot be weighted up and are left out
         (``population`` then shows the headcount the estimate stands for).
         """
-        from pipeline.weighting import weighted_estimates_from_counts
+        from pipeline.methods.weighting import weighted_estimates_from_counts
 
         if inst.id not in ("student_experience", "graduate"):
             return pd.DataFrame()

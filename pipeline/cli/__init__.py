@@ -1,0 +1,5 @@
+"""The ``sapat`` command."""
+
+from pipeline.cli.main import app
+
+__all__ = ["app"]

@@ -1,0 +1,23 @@
+"""The store: the only writer of the DuckDB database."""
+
+from pipeline.store.database import (
+    BASE_COLUMNS,
+    COUNT_GROUP,
+    Store,
+    arrow_table,
+    count_answers,
+    quarantine_json,
+    response_ids,
+    scale_codes,
+)
+
+__all__ = [
+    "BASE_COLUMNS",
+    "COUNT_GROUP",
+    "Store",
+    "arrow_table",
+    "count_answers",
+    "quarantine_json",
+    "response_ids",
+    "scale_codes",
+]
