@@ -52,10 +52,10 @@ def _peak_mb() -> float:
 
 
 def _tools():
-    from pipeline.instruments import default_catalog
-    from pipeline.registry import default_registry
+    from pipeline.instruments import example_catalog
+    from pipeline.registry import example_registry
 
-    return default_catalog(), default_registry()
+    return example_catalog(), example_registry()
 
 
 def bench_registry(waves: list[str], scale: float):

@@ -85,13 +85,13 @@ def step_sapat_csv(file: str, encoding: str, workdir: str) -> dict:
     """The full ingest (read, map, type, validate, store) into a new database file."""
     from pipeline.ingest import ingest_file
     from pipeline.ingest.pseudonym import load_key
-    from pipeline.instruments import default_catalog
-    from pipeline.registry import default_registry
+    from pipeline.instruments import example_catalog
+    from pipeline.registry import example_registry
     from pipeline.store import Store
 
     work = Path(workdir)
     _fresh(work)
-    catalog, registry, key = default_catalog(), default_registry(), load_key()
+    catalog, registry, key = example_catalog(), example_registry(), load_key()
     base = _peak_mb()
     t0 = time.perf_counter()
     with Store(work / "processed" / "sapat.duckdb", raw_dir=work / "raw") as store:
@@ -191,11 +191,11 @@ def _generate(folder: str, rows: str, fmt: str, seed: str) -> None:
     """Child: write the synthetic export (kept out of the parent, whose memory children
     would inherit as their starting peak)."""
     sys.path.insert(0, str(ROOT))
-    from pipeline.instruments import default_catalog
-    from pipeline.registry import default_registry
+    from pipeline.instruments import example_catalog
+    from pipeline.registry import example_registry
     from pipeline.synth import synthesize
 
-    synthesize(folder, default_registry(), default_catalog(), waves=[WAVE], seed=int(seed),
+    synthesize(folder, example_registry(), example_catalog(), waves=[WAVE], seed=int(seed),
                scale=int(rows) / ROWS_PER_SCALE, instruments=[INSTRUMENT], dialect=fmt)  # fmt: skip
 
 

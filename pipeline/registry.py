@@ -37,12 +37,28 @@ _COLUMNS = {
 }  # fmt: skip
 
 
-def _read_csv(directory: Path, name: str) -> pd.DataFrame:
+#: Columns that may be left out (filled with empty text).
+_OPTIONAL_COLUMNS = {"city", "illustrative", "level", "year_of_study", "name_ky", "name_ru",
+                     "name_en", "owner_ky", "owner_ru", "owner_en"}  # fmt: skip
+
+
+def _read_csv(directory: Path, name: str, required: bool = False) -> pd.DataFrame:
+    """A declaration file; a missing optional file is an empty table."""
     path = directory / name
     if not path.exists():
-        raise DeclarationError("the file is missing", file=str(path))
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if required:
+            raise DeclarationError("the file is missing", file=str(path),
+                                   expected=f"columns {', '.join(_COLUMNS[name])}")  # fmt: skip
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS[name]})
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DeclarationError(f"cannot read the file ({exc})", file=str(path),
+                               expected="a CSV file saved as UTF-8") from exc  # fmt: skip
     frame.columns = [c.strip() for c in frame.columns]
+    for c in _COLUMNS[name]:
+        if c not in frame.columns and c in _OPTIONAL_COLUMNS:
+            frame[c] = ""
     missing = [c for c in _COLUMNS[name] if c not in frame.columns]
     if missing:
         raise DeclarationError(
@@ -129,11 +145,67 @@ class OrgRegistry:
         codes = {self.faculty_of(c) for c in self.units["code"]} - {None}
         return self.units[self.units["code"].isin(codes)].reset_index(drop=True)
 
+    @cached_property
+    def _names(self) -> dict[str, dict[str, str]]:
+        return {r.code: {"ky": r.name_ky, "ru": r.name_ru, "en": r.name_en}
+                for r in self.units.itertuples()}  # fmt: skip
+
     def name(self, code: str, lang: str = "en") -> str:
-        row = self.units.loc[self.units["code"] == code]
-        if row.empty:
+        """The unit's name in ``lang``, else in another language, else its code."""
+        names = self._names.get(code)
+        if not names:
             return code
-        return str(row.iloc[0][f"name_{lang}"])
+        return names.get(lang) or next((v for v in names.values() if v), code)
+
+    @property
+    def university(self) -> str:
+        """The code of the root unit (kind university)."""
+        roots = self.units.loc[self.units["kind"] == "university", "code"]
+        if roots.empty:
+            raise DeclarationError(
+                "org_units.csv has no unit of kind university (the root of the tree)",
+                file=str(self.source / "org_units.csv"),
+                expected="one row with kind = university and an empty parent_code",
+            )
+        return str(roots.iloc[0])
+
+    @cached_property
+    def rollup(self) -> pd.DataFrame:
+        """Every unit with the programme, department and faculty-level unit it counts in:
+        columns ``unit, programme, department, faculty`` (the university counts in none).
+
+        Answers given for a unit count in every level above it: this one table drives
+        every roll-up of the indicators.
+        """
+        rows = []
+        for r in self.units.itertuples():
+            if r.kind == "university":
+                continue
+            rows.append((r.code, r.code if r.kind == "programme" else None,
+                         self.department_of(r.code), self.faculty_of(r.code)))  # fmt: skip
+        frame = pd.DataFrame(rows, columns=["unit", "programme", "department", "faculty"])
+        return frame.astype(object).where(frame.notna(), None)
+
+    @cached_property
+    def parents(self) -> dict[str, str]:
+        """Reporting tree, child -> parent: programme -> department (or faculty), department
+        -> faculty, faculty -> university, teacher -> department. Units that are not
+        reported on (an institute holding faculties) are skipped."""
+        uni = self.university
+        out: dict[str, str] = {}
+        for unit, programme, department, faculty in self.rollup.itertuples(index=False):
+            department = department if isinstance(department, str) else None
+            faculty = faculty if isinstance(faculty, str) else None
+            if isinstance(programme, str):
+                out[unit] = department or faculty or uni
+            elif department == unit:
+                out[unit] = faculty or uni
+            elif faculty == unit:
+                out[unit] = uni
+        for t in self.teachers.itertuples():
+            if t.department_code:
+                out[t.teacher_code] = t.department_code
+        return out
 
     def lookup_table(self) -> pd.DataFrame:
         """programme -> department, faculty, university: one row per programme."""
@@ -168,14 +240,14 @@ class OrgRegistry:
                     out.append(f"org_units.csv row {row_no}: the university has a parent")
             elif parent not in codes:
                 out.append(f"org_units.csv row {row_no}: {code} names unknown parent {parent!r}")
-            if kind == "programme" and level not in LEVELS:
+            if kind == "programme" and level and level not in LEVELS:
                 out.append(
                     f"org_units.csv row {row_no}: programme {code} has level {level!r}; "
                     f"expected one of {', '.join(LEVELS)}"
                 )
-            for lang in ("ky", "ru", "en"):
-                if not u.loc[u["code"] == code, f"name_{lang}"].iloc[0]:
-                    out.append(f"org_units.csv row {row_no}: {code} has no name_{lang}")
+            names = self._names.get(code, {})
+            if not any(names.values()):
+                out.append(f"org_units.csv row {row_no}: {code} has no name in any language")
         h = self.headcounts
         for row_no, (unit, pop, n) in enumerate(
             zip(h["unit_code"], h["population"], h["headcount"], strict=True), start=2
@@ -207,6 +279,8 @@ class OrgRegistry:
 def read_registry(directory: str | Path = DECLARATIONS_DIR) -> OrgRegistry:
     """Read every declaration file; raises :class:`DeclarationError` on a missing file/column."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise DeclarationError("the declarations folder is missing", file=str(directory))
     headcounts = _read_csv(directory, "headcounts.csv")
     objectives_path = directory / "objectives.yaml"
     objectives = []
@@ -216,7 +290,7 @@ def read_registry(directory: str | Path = DECLARATIONS_DIR) -> OrgRegistry:
         except yaml.YAMLError as exc:
             raise DeclarationError(f"not valid YAML: {exc}", file=str(objectives_path)) from exc
     return OrgRegistry(
-        units=_read_csv(directory, "org_units.csv"),
+        units=_read_csv(directory, "org_units.csv", required=True),
         headcounts=headcounts.assign(
             headcount=pd.to_numeric(headcounts["headcount"], errors="coerce").astype("Int64")
         ),
@@ -229,5 +303,5 @@ def read_registry(directory: str | Path = DECLARATIONS_DIR) -> OrgRegistry:
 
 
 @cache
-def default_registry() -> OrgRegistry:
+def example_registry() -> OrgRegistry:
     return read_registry(DECLARATIONS_DIR)

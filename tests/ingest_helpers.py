@@ -301,13 +301,13 @@ def ingest_in_order(job: tuple[list[tuple[str, str, str]], str, bytes], threads:
     """Load files ``[(path, instrument, wave)]`` in this order into a fresh store at
     ``db``; the canonical view. Runs in worker processes (module-level, picklable)."""
     from pipeline.ingest import ingest_file
-    from pipeline.instruments import default_catalog
-    from pipeline.registry import default_registry
+    from pipeline.instruments import example_catalog
+    from pipeline.registry import example_registry
     from pipeline.store import Store
 
     files, db, key = job
     if not _CACHE:
-        _CACHE["catalog"], _CACHE["registry"] = default_catalog(), default_registry()
+        _CACHE["catalog"], _CACHE["registry"] = example_catalog(), example_registry()
     db = Path(db)
     statuses = []
     with Store(db, raw_dir=db.parent / "raw") as store:

@@ -14,13 +14,13 @@ from pipeline.gate import gate_comparisons, gate_units
 from pipeline.indicators import compute, unit_tables
 from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
 
-CAT = default_catalog()
-REG = default_registry()
+CAT = example_catalog()
+REG = example_registry()
 
 
 @pytest.fixture(scope="module")

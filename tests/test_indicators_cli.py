@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
 
@@ -23,7 +23,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_ind")
-    cat, reg = default_catalog(), default_registry()
+    cat, reg = example_catalog(), example_registry()
     truth = synthesize(root / "ex", reg, cat, seed=4, scale=0.3,
                        instruments=["student_experience", "graduate"])  # fmt: skip
     key = load_key(root / "key")

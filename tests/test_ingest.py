@@ -15,13 +15,13 @@ from pipeline.errors import MappingError
 from pipeline.ingest import ingest_file
 from pipeline.ingest.mapping import map_columns, normalise
 from pipeline.ingest.pseudonym import load_key
-from pipeline.instruments import Role, default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import Role, example_catalog
+from pipeline.registry import example_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
 
-CAT = default_catalog()
-REG = default_registry()
+CAT = example_catalog()
+REG = example_registry()
 QUARANTINED = {"out_of_range": "unknown_answer", "unknown_programme": "unknown_unit"}
 FLAGGED = {"duplicate_submission": "duplicate", "speeder": "speeder",
            "straight_liner": "straight_liner"}  # fmt: skip

@@ -29,8 +29,8 @@ from ingest_helpers import (
     sha256_of,
 )
 
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.synth import synthesize
 
 KILLS = 15  # a new database whenever the batch got completely loaded
@@ -42,7 +42,7 @@ def batch(tmp_path_factory) -> list[Path]:
     """Eight exports (KoboToolbox, Google Forms ky/ru, LimeSurvey, MS Forms) of three
     questionnaires in two waves; each takes a noticeable moment to load."""
     out = tmp_path_factory.mktemp("atomic_exports")
-    synthesize(out, default_registry(), default_catalog(), waves=["2023-2024", "2024-2025"],
+    synthesize(out, example_registry(), example_catalog(), waves=["2023-2024", "2024-2025"],
                scale=0.15, seed=23,
                instruments=["teaching_evaluation", "student_experience", "graduate"])  # fmt: skip
     files = export_files(out)

@@ -16,8 +16,8 @@ from ingest_helpers import consistency_problems, sapat_command, sha256_of, table
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.synth import synthesize
 
 REQUIRED = {"file", "sha256", "status", "instrument", "wave", "rows_read", "rows_loaded",
@@ -31,7 +31,7 @@ def exports(tmp_path_factory):
     """Five small exports: graduate (MS Forms; Google Forms ky/ru) and employer
     (Windows-1251 CSV; MS Forms) in two waves; the larger ones carry planted faults."""
     out = tmp_path_factory.mktemp("cli_exports")
-    truth = synthesize(out, default_registry(), default_catalog(),
+    truth = synthesize(out, example_registry(), example_catalog(),
                        waves=["2023-2024", "2024-2025"], scale=0.1, seed=17,
                        instruments=["graduate", "employer"])  # fmt: skip
     files = {f["file"]: {**f, "path": out / f["file"]} for f in truth["files"]}

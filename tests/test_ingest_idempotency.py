@@ -29,8 +29,8 @@ from ingest_helpers import (
 
 from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
 
@@ -41,7 +41,7 @@ ORDER_SEED = 20260
 
 @pytest.fixture(scope="module")
 def reg_cat():
-    return default_registry(), default_catalog()
+    return example_registry(), example_catalog()
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from ingest_helpers import read_csv_rows, sha256_of, tables, write_csv_rows
 
 from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key, pseudonym
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.store import Store
 from pipeline.synth import synthesize
 
@@ -40,7 +40,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 @pytest.fixture(scope="module")
 def reg_cat():
-    return default_registry(), default_catalog()
+    return example_registry(), example_catalog()
 
 
 def _person(i: int) -> str:

@@ -11,9 +11,9 @@ from pyxform.xls2xform import convert
 
 from pipeline.config import INSTRUMENTS_DIR, LANGUAGES
 from pipeline.errors import DeclarationError
-from pipeline.instruments import Role, default_catalog, read_catalog, read_workbook
+from pipeline.instruments import Role, example_catalog, read_catalog, read_workbook
 
-CATALOG = default_catalog()
+CATALOG = example_catalog()
 ENTRIES = [e for entries in CATALOG.versions.values() for e in entries]
 EXPECTED = {"student_experience", "teaching_evaluation", "graduate", "employer", "staff"}
 

@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.config import DECLARATIONS_DIR
 from pipeline.errors import DeclarationError
-from pipeline.registry import FACULTY_KINDS, default_registry, read_registry
+from pipeline.registry import FACULTY_KINDS, example_registry, read_registry
 
-REG = default_registry()
+REG = example_registry()
 
 
 def test_shipped_registry_has_no_problems():

@@ -12,12 +12,12 @@ import pytest
 from statsmodels.stats.proportion import proportions_ztest
 from synth_decode import INVALID, decode, read_raw
 
-from pipeline.instruments import default_catalog
-from pipeline.registry import default_registry
+from pipeline.instruments import example_catalog
+from pipeline.registry import example_registry
 from pipeline.synth import synthesize
 
-CAT = default_catalog()
-REG = default_registry()
+CAT = example_catalog()
+REG = example_registry()
 # programmes last: a programme may share its name with its department
 UNIT_NAMES = {
     name: r.code

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.ingest.pseudonym import keyed_labels, pseudonym, pseudonyms
 from pipeline.ingest.validate import _DOTTED, _SLASHED, _factorize, _matches, row_flags
-from pipeline.instruments import default_catalog
+from pipeline.instruments import example_catalog
 from pipeline.readers import SOURCE_ROW
 
 TEXTS = ["5", "Не применимо", "", " 5", "5 ", "ß", "ΣΑΣ", "a\x1fb", "\u3000x", "١٥"]
@@ -57,7 +57,7 @@ def test_timestamp_patterns_in_arrow_equal_python_re():
 
 
 def test_row_flags_equal_the_per_row_definition():
-    inst = default_catalog().get("student_experience")
+    inst = example_catalog().get("student_experience")
     items = [f.code for f in inst.items]
     rng = np.random.default_rng(3)
     n = 400
@@ -117,7 +117,7 @@ def _random_facts(inst, n: int, rng) -> pa.Table:
 def test_answer_counts_in_numpy_equal_the_sql_counts(tmp_path, instrument, n):
     from pipeline.store import Store, count_answers
 
-    inst = default_catalog().get(instrument)
+    inst = example_catalog().get(instrument)
     facts = _random_facts(inst, n, np.random.default_rng(n))
     same = {"load_id": 7, "instrument": inst.id, "version": inst.version, "wave": "2025-2026"}
     with Store(tmp_path / "s.duckdb") as store:

@@ -1,4 +1,9 @@
-"""The ``sapat`` command: thin; every subcommand calls the modules that do the work."""
+"""The ``sapat`` command: thin; every subcommand calls the modules that do the work.
+
+Commands find the workspace as git finds a repository (the current folder upwards),
+or take it from ``--workspace`` / ``SAPAT_WORKSPACE``; questionnaires, declarations and
+settings are read from it, never from the installed package.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import __version__
-from pipeline.config import PROJECT_DIR, settings
 from pipeline.errors import SapatError, UsageError
 
 app = typer.Typer(
@@ -34,11 +38,13 @@ app.add_typer(org_app, name="org")
 
 console = Console()
 err = Console(stderr=True)
+#: ``--workspace`` of this invocation (the callback sets it)
+_STATE: dict = {"workspace": None}
 
 
 def fail(exc: SapatError, code: int = 1) -> None:
     """Print a domain error in plain words and exit; never a traceback."""
-    err.print(f"[bold red]Error:[/] {exc}")
+    err.print(f"[bold red]Error:[/] {exc}", highlight=False, markup=True)
     raise typer.Exit(2 if isinstance(exc, UsageError) else code)
 
 
@@ -72,27 +78,78 @@ def progress_bar() -> Callable[[str, int, int], None]:
         yield update
 
 
+def workspace():
+    """The workspace of this command (found once)."""
+    from pipeline.workspace import Workspace
+
+    if not isinstance(_STATE.get("ws"), Workspace):
+        _STATE["ws"] = Workspace.find(_STATE["workspace"])
+    return _STATE["ws"]
+
+
 @app.callback(invoke_without_command=True)
 def main(
     version: Annotated[bool, typer.Option("--version", help="Show Sapat's version.")] = False,
+    workspace_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="The workspace folder (default: the current "
+            "folder or the nearest above it holding sapat.toml; or SAPAT_WORKSPACE).",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
+    _STATE.clear()
+    _STATE["workspace"] = workspace_dir
     if version:
         console.print(f"sapat {__version__}")
         raise typer.Exit()
 
 
+# ------------------------------------------------------------------ init
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The folder to make (new or empty).")],
+    example: Annotated[
+        str | None,
+        typer.Option(help="Copy an example's questionnaires, university and settings: batsu."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The workspace's name (your university).")
+    ] = None,
+) -> None:
+    """Make a workspace: the office's folder for its questionnaires, its university and
+    its data.
+
+    Without --example the questionnaire list and the declaration files are empty, with
+    their header rows; see docs/own-questionnaire.md for filling them in.
+    """
+    from pipeline.workspace import init_workspace
+
+    with friendly_errors():
+        root = init_workspace(folder, example, name=name)
+    console.print(f"[green]✓[/] Workspace made in {root}")
+    for sub, what in (("sapat.toml", "settings"), ("instruments/", "questionnaires"),
+                      ("declarations/", "units, headcounts, teachers, objectives"),
+                      ("data/raw/", "original files, as loaded"),
+                      ("data/processed/", "the database")):  # fmt: skip
+        console.print(f"  {sub:<16} {what}")
+    console.print(f"Next: cd {folder} && sapat instruments check && sapat org check")
+
+
 # ---------------------------------------------------------------- synth
-def _parse_waves(text: str) -> list[str]:
+def _parse_waves(text: str, option: str = "--wave") -> list[str]:
     from pipeline.instruments import wave_start_year
 
     waves = [w.strip() for w in text.split(",") if w.strip()]
     if not waves:
-        raise UsageError("give at least one wave", expected="e.g. 2023-2024,2024-2025")
+        raise UsageError(f"{option}: give at least one wave", expected="e.g. 2023-2024,2024-2025")
     for w in waves:
         try:
             wave_start_year(w)
         except SapatError as exc:
-            raise UsageError(f"--years: {exc.message}", expected=exc.expected) from exc
+            raise UsageError(f"{option}: {exc.message}", expected=exc.expected) from exc
     return waves
 
 
@@ -120,19 +177,20 @@ def synth(
         ),
     ] = None,  # fmt: skip
 ) -> None:
-    """Make realistic synthetic survey exports, for trying Sapat out, tests and benchmarks.
+    """Make realistic synthetic survey exports of the BatSU example, for trying Sapat
+    out, tests and benchmarks.
 
     Writes one folder per wave with the exports as offices receive them (Google Forms,
     Microsoft Forms, KoboToolbox, LimeSurvey, Windows-1251 CSV), and truth.json listing
     the planted effects and the faults planted on purpose.
     """
-    from pipeline.instruments import default_catalog
-    from pipeline.registry import default_registry
+    from pipeline.instruments import example_catalog
+    from pipeline.registry import example_registry
     from pipeline.synth import FORMAT_PLAN, synthesize
     from pipeline.synth.writers import DIALECTS
 
     with friendly_errors():
-        waves = _parse_waves(years)
+        waves = _parse_waves(years, "--years")
         if scale <= 0:
             raise UsageError("--scale must be positive", value=scale)
         if export_format and export_format not in DIALECTS:
@@ -143,15 +201,16 @@ def synth(
         t0 = time.perf_counter()
         with progress_bar() as update:
             truth = synthesize(
-                out_dir, default_registry(), default_catalog(), waves=waves, seed=seed,
+                out_dir, example_registry(), example_catalog(), waves=waves, seed=seed,
                 scale=scale, instruments=instrument, dialect=export_format, progress=update,
             )  # fmt: skip
-    table = Table(title=f"Synthetic exports in {out_dir}")
-    for col in ("file", "format", "rows"):
-        table.add_column(col, justify="right" if col == "rows" else "left")
-    for f in truth["files"]:
-        table.add_row(f["file"], f["dialect"], f"{f['rows']:,}")
-    console.print(table)
+    if not _STATE.get("quiet"):
+        table = Table(title=f"Synthetic exports in {out_dir}")
+        for col in ("file", "format", "rows"):
+            table.add_column(col, justify="right" if col == "rows" else "left")
+        for f in truth["files"]:
+            table.add_row(f["file"], f["dialect"], f"{f['rows']:,}")
+        console.print(table)
     console.print(
         f"{sum(f['rows'] for f in truth['files']):,} rows in {len(truth['files'])} files, "
         f"{len(truth['planted_changes'])} planted changes, {len(truth['faults'])} planted faults "
@@ -160,15 +219,28 @@ def synth(
 
 
 # ---------------------------------------------------------- instruments
+LangOption = Annotated[
+    str | None, typer.Option("--lang", help="Language of names and labels: ky, ru or en "
+                             "(default: the workspace's).")]  # fmt: skip
+
+
+def _lang(lang: str | None) -> str:
+    from pipeline.config import LANGUAGES
+
+    if lang is None:
+        return workspace().settings.language
+    if lang not in LANGUAGES:
+        raise UsageError(f"--lang: unknown language {lang!r}", expected="ky, ru or en")
+    return lang
+
+
 @instruments_app.command("list")
 def instruments_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the questionnaires, their versions, waves and item counts."""
-    from pipeline.instruments import default_catalog
-
+    """List the workspace's questionnaires, their versions, waves and item counts."""
     with friendly_errors():
-        cat = default_catalog()
+        cat = workspace().catalog
     rows = []
     for iid, entries in cat.versions.items():
         for e in entries:
@@ -176,13 +248,18 @@ def instruments_list(
             rows.append({
                 "instrument": iid, "version": e.version, "waves": list(e.waves),
                 "items": len(inst.items), "outcomes": len(inst.outcomes),
-                "dimensions": len(inst.dimension_items()), "workbook": e.workbook.name,
+                "dimensions": len(inst.dimension_items()), "population": inst.population or "",
+                "workbook": e.workbook.name,
             })  # fmt: skip
     if as_json:
-        console.print_json(json.dumps(rows))
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        console.print("No questionnaires yet: add a workbook and list it in "
+                      "instruments/versions.yaml (docs/own-questionnaire.md).")  # fmt: skip
         return
     table = Table(title="Questionnaires")
-    for col in rows[0] if rows else []:
+    for col in rows[0]:
         table.add_column(col)
     for r in rows:
         table.add_row(*[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()])
@@ -191,43 +268,52 @@ def instruments_list(
 
 @instruments_app.command("show")
 def instruments_show(
-    instrument: Annotated[str, typer.Argument(help="e.g. student_experience")],
+    instrument: Annotated[str, typer.Argument(help="The questionnaire id (form_id).")],
     version: Annotated[str | None, typer.Option(help="Version (default: the newest).")] = None,
-    lang: Annotated[str, typer.Option(help="Language of labels: ky, ru or en.")] = "en",
+    lang: LangOption = None,
 ) -> None:
-    """Show a questionnaire's items with their dimension, scale and label."""
-    from pipeline.instruments import default_catalog
-
+    """Show a questionnaire's fields with their role, dimension, scale and label."""
     with friendly_errors():
-        if lang not in ("ky", "ru", "en"):
-            raise UsageError(f"unknown language {lang!r}", expected="ky, ru or en")
-        inst = default_catalog().get(instrument, version)
-    table = Table(title=f"{inst.id} {inst.version}")
+        lang = _lang(lang)
+        inst = workspace().catalog.get(instrument, version)
+    table = Table(title=f"{inst.id} {inst.version}: {inst.title_in(lang)}")
     for col in ("code", "role", "dimension", "scale", "reverse", "label"):
         table.add_column(col)
     for f in inst.fields:
-        table.add_row(f.code, f.role.value, f.dimension or "", f.list_name or f.base_type,
-                      "yes" if f.reverse else "", f.label(lang))  # fmt: skip
+        scale = inst.scale_of(f)
+        if scale is not None and scale.kind == "ordinal":
+            desc = (f"{f.list_name} {scale.low}..{scale.high}, positive ≥ "
+                    f"{scale.positive_from}")  # fmt: skip
+        else:
+            desc = f.list_name or f.base_type
+        role = f.role.value + (f" ({f.context})" if f.context else "")
+        table.add_row(f.code, role, f.dimension or "", desc, "yes" if f.reverse else "",
+                      f.label(lang))  # fmt: skip
     console.print(table)
+    for m in inst.measures:
+        console.print(f"measure [bold]{m.code}[/]: {m.statistic.value} of {m.field} "
+                      f"— {m.label(lang)}")  # fmt: skip
 
 
 @instruments_app.command("check")
 def instruments_check() -> None:
-    """Check every workbook converts for KoboToolbox/ODK and versions are comparable."""
+    """Check every workbook: readable by Sapat, valid XLSForm for KoboToolbox/ODK, versions
+    consistent; warn where a label is missing in a language."""
     from pyxform.xls2xform import convert
 
-    from pipeline.instruments import read_catalog
-
     with friendly_errors():
-        cat = read_catalog(settings().instruments_dir)
+        cat = workspace().catalog
     problems = list(cat.comparability_problems())
     for entries in cat.versions.values():
         for e in entries:
             try:
                 result = convert(xlsform=str(e.workbook))
-                problems += [f"{e.workbook.name}: {w}" for w in result.warnings]
+                problems += [f"{e.workbook.name}: {w}" for w in result.warnings
+                             if "sapat_" not in w and "measures" not in w]  # fmt: skip
             except Exception as exc:  # pyxform raises its own error types
                 problems.append(f"{e.workbook.name}: pyxform cannot convert it: {exc}")
+    for w in cat.warnings:
+        err.print(f"[yellow]![/] {w}")
     if problems:
         for p in problems:
             err.print(f"[red]✗[/] {p}")
@@ -240,10 +326,8 @@ def instruments_check() -> None:
 @org_app.command("check")
 def org_check() -> None:
     """Check the org structure, headcounts, teachers, disciplines and objectives."""
-    from pipeline.registry import read_registry
-
     with friendly_errors():
-        reg = read_registry(settings().declarations_dir)
+        reg = workspace().registry
     problems = reg.problems()
     if problems:
         for p in problems:
@@ -256,30 +340,25 @@ def org_check() -> None:
 
 
 @org_app.command("show")
-def org_show(
-    lang: Annotated[str, typer.Option(help="Language of names: ky, ru or en.")] = "en",
-) -> None:
-    """Show the org tree with each programme's level and students per wave."""
+def org_show(lang: LangOption = None) -> None:
+    """Show the org tree with each programme's level and students in the latest wave."""
     from rich.tree import Tree
 
-    from pipeline.registry import default_registry
-
     with friendly_errors():
-        reg = default_registry()
+        lang = _lang(lang)
+        reg = workspace().registry
     students = reg.headcounts[reg.headcounts["population"] == "students"]
-    latest = students[students["wave"] == reg.waves[-1]].set_index("unit_code")["headcount"]
+    latest = (students[students["wave"] == max(reg.waves)].set_index("unit_code")["headcount"]
+              if reg.waves else {})  # fmt: skip
     children: dict[str, list] = {}
     for r in reg.units.itertuples():
         children.setdefault(r.parent_code, []).append(r)
 
     def add(node: Tree, parent: str) -> None:
         for r in children.get(parent, []):
-            extra = (
-                f" [dim]{r.level}, {latest.get(r.code, 0)} students[/]"
-                if r.kind == "programme"
-                else ""
-            )
-            add(node.add(f"{r.code} {getattr(r, 'name_' + lang)}{extra}"), r.code)
+            extra = (f" [dim]{r.level or '?'}, {latest.get(r.code, 0)} students[/]"
+                     if r.kind == "programme" else "")  # fmt: skip
+            add(node.add(f"{r.code} {reg.name(r.code, lang)}{extra}"), r.code)
 
     tree = Tree("Org structure")
     add(tree, "")
@@ -287,16 +366,27 @@ def org_show(
 
 
 # ---------------------------------------------------------------- ingest
-def _db_option() -> Path:
-    return settings().db_path
-
-
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="The database file (default data/processed/sapat.duckdb, or "
-                 "SAPAT_DB)."),
+    typer.Option("--db", help="The database file (default: the workspace's "
+                 "data/processed/sapat.duckdb, or SAPAT_DB)."),
 ]  # fmt: skip
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _db(db: Path | None) -> Path:
+    return db if db is not None else workspace().settings.db_path
+
+
+_FLAG_WORDS = {
+    "repeated_submission": "repeated submissions",
+    "same_person_same_answers": "same person and answers again",
+    "same_person": "same person, other answers",
+    "identical_answers": "identical answers (kept)",
+    "straight_liner": "one answer to every item",
+    "too_few_answers": "too few answers",
+    "speeder": "too fast",
+}
 
 
 def _print_result(r) -> None:
@@ -304,24 +394,40 @@ def _print_result(r) -> None:
     head = f"[{colour}]{r.status}[/] {r.file}"
     if r.instrument:
         head += f"  ({r.instrument} {r.version or ''}, {r.wave}, {r.dialect or '?'})"
-    console.print(head)
+    console.print(head, highlight=False)
     if r.status == "loaded":
         console.print(f"    {r.rows_read:,} rows read: {r.rows_loaded:,} loaded, "
                       f"{r.rows_quarantined:,} set aside in quarantine, "
-                      f"{r.rows_flagged:,} flagged for a look")  # fmt: skip
+                      f"{r.rows_excluded:,} excluded as repeats, "
+                      f"{r.rows_flagged:,} flagged for a look", highlight=False)  # fmt: skip
+        if r.flag_counts:
+            console.print("    flags: " + ", ".join(
+                f"{_FLAG_WORDS.get(k, k)} {v:,}" for k, v in r.flag_counts.items()),
+                highlight=False)  # fmt: skip
     for note in r.notes:
-        console.print(f"    [dim]{note}[/]")
+        console.print(f"    [dim]{note}[/]", highlight=False)
     shown = r.errors if r.status == "rejected" else r.errors[:5]
     for e in shown:
         if "message" in e:
             where = ", ".join(f"{k} {e[k]}" for k in ("row", "column") if e.get(k) is not None)
             text = e["message"] + (f" (expected {e['expected']})" if e.get("expected") else "")
-            console.print(f"    [red]✗[/] {where + ': ' if where else ''}{text}")
+            console.print(f"    [red]✗[/] {where + ': ' if where else ''}{text}", highlight=False)
         else:
             console.print(f"    [yellow]•[/] row {e['row']}, column {e['column']!r}: "
-                          f"{e['reason']} (found {e['value']!r})")  # fmt: skip
+                          f"{e['reason']} (found {e['value']!r})", highlight=False)  # fmt: skip
     if r.status == "loaded" and len(r.errors) > 5:
         console.print(f"    … and more: sapat quarantine --file {r.sha256[:12]}")
+
+
+def _set_values(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair or not pair.split("=", 1)[0].strip() or not pair.split("=", 1)[1]:
+            raise UsageError(f"--set {pair!r} is not FIELD=VALUE",
+                             expected="e.g. --set programme=P-KKH-ENG-B")  # fmt: skip
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
 
 
 @app.command()
@@ -345,12 +451,28 @@ def ingest(
     mapping: Annotated[
         Path | None,
         typer.Option(
-            help="YAML file matching columns to item codes, for exports with other headings."
+            help="YAML file matching columns to item codes, or declaring a long "
+            "layout (one row per answer); see docs/ingesting.md."
         ),
-    ] = None,
+    ] = None,  # fmt: skip
     sheet: Annotated[
         str | None, typer.Option(help="XLSX sheet to read (default: the first).")
     ] = None,
+    set_value: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Context the file lacks, the same for every row: "
+            "FIELD=VALUE, e.g. --set programme=P-KKH-ENG-B (repeat for several).",
+        ),
+    ] = None,  # fmt: skip
+    duplicates: Annotated[
+        str | None,
+        typer.Option(
+            help="Repeated submissions: exclude, flag (keep them, marked) or off "
+            "(default: the workspace setting)."
+        ),
+    ] = None,  # fmt: skip
     strict: Annotated[
         bool,
         typer.Option(help="Reject a whole file if any row fails, instead of setting rows aside."),
@@ -371,12 +493,11 @@ def ingest(
     loading the same file twice does nothing. Exit code 0 when every file loaded or was
     already loaded, 1 when any was rejected, 2 for a usage error.
     """
+    from pipeline.config import DUPLICATE_POLICIES
     from pipeline.ingest import ingest_file
-    from pipeline.ingest.mapping import read_mapping_file
+    from pipeline.ingest.layout import read_mapping_file
     from pipeline.ingest.pseudonym import load_key
-    from pipeline.instruments import default_catalog
     from pipeline.readers import DIALECT_NAMES
-    from pipeline.registry import default_registry
     from pipeline.store import Store
 
     with friendly_errors():
@@ -385,58 +506,56 @@ def ingest(
         if export_format and export_format not in DIALECT_NAMES:
             raise UsageError(f"unknown --format {export_format!r}",
                              expected=", ".join(DIALECT_NAMES))  # fmt: skip
-        catalog, registry = default_catalog(), default_registry()
+        if duplicates is not None and duplicates not in DUPLICATE_POLICIES:
+            raise UsageError(
+                f"unknown --duplicates {duplicates!r}", expected="exclude, flag or off"
+            )
+        values = _set_values(set_value)
+        ws = workspace()
+        s = ws.settings
+        catalog, registry = ws.catalog, ws.registry
         if instrument and instrument not in catalog.versions:
-            raise UsageError(f"unknown questionnaire {instrument!r}",
-                             expected=", ".join(catalog.versions))  # fmt: skip
+            from pipeline.instruments import closest
+
+            raise UsageError(f"unknown questionnaire {instrument!r}"
+                             + closest(instrument, catalog.versions),
+                             expected=", ".join(catalog.versions) or "(none declared)")  # fmt: skip
         explicit = read_mapping_file(mapping) if mapping else None
         key = load_key()
         results = []
         with (
-            Store(db or _db_option(), raw_dir=None if db else settings().raw_dir) as store,
+            Store(_db(db), raw_dir=s.raw_dir) as store,
             progress_bar() as update,
         ):
             for f in files:
                 r = ingest_file(f, store, catalog, registry, key=key, instrument=instrument,
                                 wave=wave, dialect=export_format, mapping=explicit,
                                 sheet=sheet, strict=strict, replace=replace,
-                                progress=update)  # fmt: skip
+                                set_values=values, duplicates=duplicates or s.duplicates,
+                                duplicate_window_minutes=s.duplicate_window_minutes,
+                                speeder_fraction=s.speeder_fraction, progress=update)  # fmt: skip
                 results.append(r)
-                if not as_json:
+                if not as_json and not _STATE.get("quiet"):
                     _print_result(r)
     if as_json:
         keys = ("file", "sha256", "status", "instrument", "version", "wave", "dialect",
-                "encoding", "rows_read", "rows_loaded", "rows_quarantined", "rows_flagged",
-                "errors", "notes")  # fmt: skip
+                "encoding", "layout", "rows_read", "rows_loaded", "rows_quarantined",
+                "rows_excluded", "rows_flagged", "flag_counts", "errors", "notes")  # fmt: skip
         for r in results:
             print(json.dumps({k: r.as_dict()[k] for k in keys}, ensure_ascii=False))
     else:
         done = sum(r.status != "rejected" for r in results)
-        console.print(f"[bold]{done} of {len(results)} files loaded or already loaded.[/]")
+        rows = sum(r.rows_loaded for r in results)
+        console.print(f"[bold]{done} of {len(results)} files loaded or already loaded "
+                      f"({rows:,} rows added).[/]")  # fmt: skip
     if any(r.status == "rejected" for r in results):
         raise typer.Exit(1)
 
 
-def _connect(db: Path | None, read_only: bool = True):
-    """Open the database; plain errors when it is missing or another command holds it."""
-    import duckdb
-
-    path = db or _db_option()
-    if not Path(path).exists():
-        raise UsageError("there is no database yet: load files with `sapat ingest` first",
-                         file=str(path))  # fmt: skip
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        raise SapatError(
-            f"cannot open the database ({exc}); if another Sapat command is using it, "
-            "wait for it to finish and try again",
-            file=str(path),
-        ) from exc
-
-
 def _read_only(db: Path | None):
-    return _connect(db, read_only=True)
+    from pipeline.publish import connect
+
+    return connect(_db(db))
 
 
 def _show(frame, title: str, as_json: bool) -> None:
@@ -445,9 +564,9 @@ def _show(frame, title: str, as_json: bool) -> None:
         return
     table = Table(title=title)
     for col in frame.columns:
-        table.add_column(str(col))
+        table.add_column(str(col), overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*["" if v is None or v != v else str(v) for v in row])
     console.print(table)
 
 
@@ -475,23 +594,40 @@ def quarantine(
 
 @app.command()
 def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """List every file loaded: when, what, how many rows loaded and set aside."""
+    """List every file loaded: when, what, how many rows loaded, set aside, excluded as
+    repeats and flagged (per rule with --json)."""
     with friendly_errors():
         con = _read_only(db)
         frame = con.execute(
-            """SELECT load_id, file_name, instrument, version, wave, dialect, encoding,
-                      rows_read, rows_loaded, rows_quarantined, rows_flagged, status,
-                      strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at, sha256
+            """SELECT load_id, file_name, instrument, version, wave, dialect, encoding, layout,
+                      rows_read, rows_loaded, rows_quarantined, rows_excluded, rows_flagged,
+                      duplicates, status, strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at,
+                      sha256
                FROM sys_loads ORDER BY load_id"""
         ).fetchdf()
-    _show(frame if as_json else frame.drop(columns=["sha256", "encoding"]), "Loads", as_json)
+        flags = con.execute(
+            "SELECT load_id, flag, count(DISTINCT response_id) AS n FROM qa_flags GROUP BY ALL"
+        ).fetchdf()
+    per = {lid: dict(zip(g["flag"], g["n"].astype(int), strict=True))
+           for lid, g in flags.groupby("load_id")}  # fmt: skip
+    if as_json:
+        frame["flag_counts"] = [per.get(i, {}) for i in frame["load_id"]]
+        _show(frame, "Loads", True)
+        return
+    frame = frame.drop(columns=["sha256", "encoding", "duplicates", "version"])
+    frame = frame.rename(columns={"rows_read": "read", "rows_loaded": "loaded",
+                                  "rows_quarantined": "set aside", "rows_excluded": "repeats",
+                                  "rows_flagged": "flagged", "load_id": "load"})  # fmt: skip
+    _show(frame, "Loads", False)
 
 
 # ------------------------------------------------------------ indicators
 def _number(v) -> str:
     """A number for a screen table: whole numbers as integers, others to 3 digits."""
-    if v != v:
+    if v is None or v != v:
         return ""
+    if isinstance(v, bool):
+        return "yes" if v else ""
     if float(v).is_integer() and abs(v) < 1e12:
         return f"{int(v)}"
     return f"{v:.3g}"
@@ -520,235 +656,265 @@ def _whole_counts(frame):
     return out
 
 
-def _write_output(frame, fmt: str, out: Path | None, title: str) -> None:
-    if fmt != "table" or out is not None:
+def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
+    if fmt is None:
+        fmt = "table" if out is None else out.suffix.lower().lstrip(".")
+        if fmt not in ("csv", "json", "table"):
+            raise UsageError(f"--out {out.name}: cannot tell the format from the extension",
+                             expected="a .csv or .json file, or --format csv|json")  # fmt: skip
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"unknown --format {fmt!r}", expected="table, csv or json")
+    if fmt == "table" and out is not None:
+        raise UsageError("--format table is for the screen; give --format csv or json with --out")
+    if fmt != "table":
         frame = _whole_counts(frame)
-    if fmt == "table" and out is None:
+    if fmt == "table":
         shown = frame.copy()
-        for c in shown.select_dtypes("number").columns:
+        for c in shown.select_dtypes(include=["number", "bool"]).columns:
             shown[c] = shown[c].map(_number)
         _show(shown, title, False)
         return
     if fmt == "csv":
         text = frame.to_csv(index=False)
-    elif fmt == "json":
-        text = frame.to_json(orient="records", force_ascii=False, date_format="iso")
     else:
-        raise UsageError(f"unknown --format {fmt!r}", expected="table, csv or json")
+        text = frame.to_json(orient="records", force_ascii=False, date_format="iso")
     if out:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out: cannot write the file ({exc.strerror})", file=str(out),
+                             expected="a file in a folder that exists and may be written") from exc  # fmt: skip
         err.print(f"Wrote {len(frame):,} rows to {out}")
     else:
         print(text)
 
 
+#: What ``sapat indicators`` shows on screen for each table (csv/json: every column).
+SCREEN = {
+    "items": ["wave", "unit", "item", "n", "mean", "pct_positive", "pct_positive_ci_low",
+              "pct_positive_ci_high", "response_rate", "indicative_only"],
+    "dimensions": ["wave", "unit", "dimension", "n", "mean", "pct_positive",
+                   "pct_positive_ci_low", "pct_positive_ci_high"],
+    "outcomes": ["wave", "unit", "measure", "n", "value", "ci_low", "ci_high"],
+    "response": ["wave", "unit", "respondents", "headcount", "response_rate",
+                 "indicative_only"],
+    "reliability": ["wave", "scale", "k", "n", "alpha", "low_alpha"],
+    "item_total": ["wave", "scale", "item", "n", "alpha_if_deleted", "item_total_corr"],
+    "drivers": ["wave", "outcome", "predictor", "n", "r2", "importance", "rank"],
+    "weighted": ["wave", "item", "design", "estimate", "n", "value", "se", "ci_low",
+                 "ci_high"],
+    "changes": ["wave_from", "wave_to", "unit", "item", "test", "n_from", "n_to", "estimate",
+                "p_adjusted", "effect_size"],
+    "benchmark": ["wave", "unit", "item", "test", "n_unit", "estimate", "p_adjusted",
+                  "effect_size"],
+    "kruskal": ["wave", "item", "n", "n_groups", "statistic", "df", "p_value", "p_adjusted"],
+    "dunn": ["wave", "item", "group_a", "group_b", "z", "p_adjusted"],
+    "trends": ["wave", "unit", "item", "term", "n", "estimate", "p_adjusted"],
+    "unavailable": ["instrument", "wave", "table_name", "reason"],
+}  # fmt: skip
+_HEADERS = {"pct_positive": "% pos", "pct_positive_ci_low": "CI low",
+            "pct_positive_ci_high": "CI high", "response_rate": "resp. rate",
+            "indicative_only": "indicative", "ci_low": "CI low", "ci_high": "CI high",
+            "p_adjusted": "p (adj.)", "effect_size": "effect"}  # fmt: skip
+
+
+def _check_name(kind: str, value: str | None, known, hint: str = "") -> None:
+    if value is None or value in set(known):
+        return
+    from pipeline.instruments import closest
+
+    raise UsageError(f"unknown {kind} {value!r}" + closest(value, known),
+                     expected=hint or (", ".join(sorted(map(str, known))[:20]) or "(none loaded)"))  # fmt: skip
+
+
+def _recompute(db: Path | None, options: dict, full: bool) -> None:
+    """Recompute what new loads touched (everything with ``full``)."""
+    from pipeline.indicators import recompute
+    from pipeline.store import Store
+
+    ws = workspace()
+    s = ws.settings.with_stats(**options)
+    path = _db(db)
+    if not path.exists():
+        raise UsageError("there is no database yet: load files with `sapat ingest` first",
+                         file=str(path))  # fmt: skip
+    with Store(path, raw_dir=ws.settings.raw_dir) as store, progress_bar() as update:
+        done = recompute(store, ws.registry, ws.catalog, s.stats, full=full, progress=update)
+    if len(done):
+        err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
+
+
 @app.command()
 def indicators(
+    table: Annotated[
+        str,
+        typer.Option(
+            help="Which table: items, dimensions, outcomes, response, reliability, "
+            "item_total, drivers, weighted, changes, benchmark, kruskal, dunn, "
+            "trends, unavailable."
+        ),
+    ] = "items",  # fmt: skip
     wave: Annotated[str | None, typer.Option(help="Only this wave (YYYY-YYYY).")] = None,
     instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
     level: Annotated[
-        str, typer.Option(help="university, faculty, department, programme or teacher.")
-    ] = "faculty",
+        str | None,
+        typer.Option(
+            help="Org level: university, faculty, department, programme or teacher "
+            "(default faculty, where the table has levels)."
+        ),
+    ] = None,  # fmt: skip
     item: Annotated[str | None, typer.Option(help="Only this item code.")] = None,
     dimension: Annotated[
         str | None, typer.Option(help="Show dimension scores for this dimension instead of items.")
     ] = None,
     outcomes: Annotated[
-        bool, typer.Option(help="Show graduates' and employers' outcome indicators (employment…).")
+        bool, typer.Option(help="Show the outcome measures (employment…): --table outcomes.")
     ] = False,
     recompute_all: Annotated[
         bool, typer.Option("--all", help="Recompute everything, not only what new loads touched.")
     ] = False,
     confidence: Annotated[
         float | None,
-        typer.Option(help="Confidence level of the intervals (default 0.95; QILT uses 0.90)."),
-    ] = None,
+        typer.Option(
+            help="Confidence level of the intervals (default: the workspace's, 0.95; "
+            "QILT uses 0.90)."
+        ),
+    ] = None,  # fmt: skip
     ci_method: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Interval for % positive: wilson, agresti_coull, clopper_pearson, svy_logit, "
-            "svy_beta."
+            "svy_beta (default: the workspace's)."
         ),
-    ] = "wilson",
+    ] = None,
     adjust: Annotated[
-        str,
+        str | None,
         typer.Option(help="Correction for many tests at once: holm or bh (Benjamini-Hochberg)."),
-    ] = "holm",
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
-    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--format", help="table, csv or json (default: from --out, else table)."),
+    ] = None,  # fmt: skip
+    out: Annotated[Path | None, typer.Option(help="Write to this file (.csv or .json).")] = None,
     db: DbOption = None,
 ) -> None:
     """Compute the satisfaction indicators and show them, small groups hidden.
 
     Recomputes what new loads touched (everything with --all): n, mean, SD, median, %
     positive with its confidence interval, response rate, reliability; dimension scores;
-    Cronbach's alpha; tests of change, benchmarks and trends. Then shows one level.
-    Cells with fewer respondents than the privacy threshold are never shown.
+    Cronbach's alpha; outcome measures; tests of change, benchmarks and trends. Then
+    shows one table. Cells with fewer respondents than the privacy threshold are never
+    shown.
     """
-
-    from pipeline.gate import gate_units
-    from pipeline.indicators import Options, compute, unit_tables
-    from pipeline.instruments import default_catalog
-    from pipeline.methods.estimators import CIMethod
-    from pipeline.registry import default_registry
+    from pipeline.indicators import ORG_LEVELS
+    from pipeline.publish import OFFICE, Tree, read, table_of
 
     with friendly_errors():
-        from pipeline.indicators import LEVELS
-
-        if level not in LEVELS:
-            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVELS))
+        if outcomes:
+            table = "outcomes"
+        if dimension and table == "items":
+            table = "dimensions"
+        t = table_of(table)
+        if level is not None and level not in ORG_LEVELS:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(ORG_LEVELS))
         if item and dimension:
             raise UsageError("give --item or --dimension, not both")
-        if ci_method not in {m.value for m in CIMethod}:
-            raise UsageError(f"unknown --ci-method {ci_method!r}",
-                             expected=", ".join(m.value for m in CIMethod))  # fmt: skip
-        if adjust not in ("holm", "bh"):
-            raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
-        conf = confidence if confidence is not None else settings().confidence
-        if not 0.5 <= conf < 1:
-            raise UsageError("--confidence must be between 0.5 and 1", value=conf)
-        options = Options(confidence=conf, ci_method=ci_method, adjust=adjust)
         if wave:
             _parse_waves(wave)
-        reg, cat = default_registry(), default_catalog()
-        with _connect(db, read_only=False) as con, progress_bar() as update:
-            done = compute(con, reg, cat, full=recompute_all, options=options,
-                           progress=update)  # fmt: skip
-            if len(done):
-                err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
-            table = ("ind_outcomes" if outcomes else "ind_dimensions" if dimension
-                     else "ind_items")  # fmt: skip
-            frame = con.execute(f"SELECT * FROM {table}").fetchdf()
-        s = settings()
-        _, parent = unit_tables(reg)
-        frame = gate_units(frame, table, parent, s.min_n)
-        keep = frame["level"] == level
-        if wave:
-            keep &= frame["wave"] == wave
-        if instrument:
-            keep &= frame["instrument"] == instrument
-        if item:
-            keep &= frame["item"] == item
-        if dimension:
-            keep &= frame["dimension"] == dimension
-        frame = frame[keep].sort_values(
-            [
-                c
-                for c in ("instrument", "wave", "unit", "item", "dimension", "measure")
-                if c in frame
-            ]
+        ws = workspace()
+        options = {"confidence": confidence, "ci_method": ci_method, "adjust": adjust}
+        _recompute(db, options, recompute_all)
+        con = _read_only(db)
+        loaded = con.execute("SELECT DISTINCT instrument, wave FROM sys_loads "
+                             "WHERE status = 'loaded'").fetchdf()  # fmt: skip
+        _check_name("questionnaire", instrument, loaded["instrument"])
+        _check_name("wave", wave, loaded["wave"])
+        known_items = {f.code for i in ws.catalog.all() for f in i.items}
+        known_dims = {d for i in ws.catalog.all() for d in i.dimensions}
+        _check_name("item", item, known_items, "an item code: sapat instruments show ID")
+        _check_name(
+            "dimension", dimension, known_dims, "a dimension code: sapat instruments show ID"
         )
-        if output_format == "table" and out is None:
-            # a screen-sized summary; --format csv/json gives every column
-            short = {
-                "pct_positive": "% pos",
-                "pct_positive_ci_low": "CI low",
-                "pct_positive_ci_high": "CI high",
-                "response_rate": "resp. rate",
-                "indicative_only": "indicative",
-                "ci_low": "CI low",
-                "ci_high": "CI high",
-            }
-            cols = [c for c in ("wave", "unit", "item", "measure", "n", "mean",
-                                "pct_positive", "pct_positive_ci_low", "pct_positive_ci_high",
-                                "value", "ci_low", "ci_high", "response_rate",
-                                "indicative_only") if c in frame]  # fmt: skip
-            frame = frame[cols].rename(columns=short)
-        _write_output(frame, output_format, out, f"Indicators: {level}")
+        filters = {"wave": wave, "instrument": instrument, "item": item, "dimension": dimension}
+        filters = {k: v for k, v in filters.items() if v is not None and k in t.names}
+        if "org_level" in t.names:
+            filters["org_level"] = level or "faculty"
+        frame = read(con, t.name, viewer=OFFICE, tree=Tree.of(ws.registry),
+                     min_n=ws.settings.min_n, filters=filters)  # fmt: skip
+        fmt = output_format or (None if out else "table")
+        if fmt == "table" and out is None:
+            cols = [c for c in SCREEN.get(t.cli_name, t.names) if c in frame]
+            frame = frame[cols].rename(columns=_HEADERS)
+        title = f"{t.cli_name}" + (
+            f": {filters.get('org_level')}" if "org_level" in filters else ""
+        )
+        _write_output(frame, fmt, out, title)
 
 
 @app.command()
 def changes(
     wave: Annotated[str, typer.Option(help="The wave to look at (YYYY-YYYY).")],
-    vs: Annotated[
-        str | None, typer.Option(help="Compare with this wave (default: the one before).")
-    ] = None,
     level: Annotated[
         str, typer.Option(help="university, faculty, department, programme or teacher.")
     ] = "faculty",
     instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
     alpha: Annotated[
-        float, typer.Option(help="Significance level after the correction within each family.")
-    ] = 0.05,
-    adjust: Annotated[
-        str,
-        typer.Option(help="Correction for many tests at once: holm or bh (Benjamini-Hochberg)."),
-    ] = "holm",
+        float | None,
+        typer.Option(
+            help="Significance level after the correction (default: the workspace's, 0.05)."
+        ),
+    ] = None,  # fmt: skip
     show_all: Annotated[
         bool, typer.Option("--show-all", help="List every comparison, not only significant ones.")
     ] = False,
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="table, csv or json.")
+    ] = None,  # fmt: skip
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
     db: DbOption = None,
 ) -> None:
-    """List the significant changes between two waves, largest effect first.
+    """List the significant changes from the previous wave, largest effect first.
 
-    Two-proportion test on % positive (effect size Cohen's h) and Mann-Whitney on the
-    whole answer distribution, corrected for testing many units at once (Holm). Only
-    items worded the same in both waves are compared.
+    Read from the stored tests (`sapat indicators` computes them): a two-proportion test
+    on % positive (effect size Cohen's h) and Mann-Whitney on the whole answer
+    distribution, corrected for testing many units at once (Holm, or the workspace's
+    adjust setting). Only items worded the same in both waves are compared.
     """
-    from pipeline.gate import gate_comparisons
-    from pipeline.indicators import Computer
-    from pipeline.instruments import default_catalog
-    from pipeline.methods.inference import wave_change
-    from pipeline.registry import default_registry
+    import pandas as pd
+
+    from pipeline.indicators import ORG_LEVELS
+    from pipeline.publish import OFFICE, Tree, read
 
     with friendly_errors():
-        from pipeline.indicators import LEVELS
-
-        if level not in LEVELS:
-            raise UsageError(f"unknown --level {level!r}", expected=", ".join(LEVELS))
-        _parse_waves(wave if vs is None else f"{wave},{vs}")
-        if adjust not in ("holm", "bh"):
-            raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
-        reg, cat = default_registry(), default_catalog()
+        if level not in ORG_LEVELS:
+            raise UsageError(f"unknown --level {level!r}", expected=", ".join(ORG_LEVELS))
+        _parse_waves(wave)
+        ws = workspace()
+        a = ws.settings.stats.alpha if alpha is None else alpha
+        if not 0 < a < 0.5:
+            raise UsageError("--alpha must be between 0 and 0.5", value=a,
+                             expected="a significance level such as 0.05")  # fmt: skip
+        _recompute(db, {}, False)
         con = _read_only(db)
-        loaded = con.execute(
-            "SELECT DISTINCT instrument, wave FROM sys_loads WHERE status = 'loaded'"
-        ).fetchdf()
-        comp = Computer(con, reg, cat)
-        parts = []
-        for inst_id in sorted(loaded["instrument"].unique()):
-            if instrument and inst_id != instrument:
-                continue
-            waves = sorted(loaded.loc[loaded["instrument"] == inst_id, "wave"])
-            if wave not in waves:
-                continue
-            base = vs or (waves[waves.index(wave) - 1] if waves.index(wave) > 0 else None)
-            if base is None or base not in waves:
-                continue
-            a, b = cat.for_wave(inst_id, base), cat.for_wave(inst_id, wave)
-            items = [f.code for f in b.items if cat.comparable(inst_id, f.code, a.version,
-                                                                b.version)]  # fmt: skip
-            counts = comp.counts(inst_id, [base, wave])
-            counts = counts[(counts["level"] == level) & counts["item"].isin(items)]
-            if counts.empty:
-                continue
-            parts.append(wave_change(counts, by=["instrument", "level", "unit", "item"],
-                                     wave_col="wave", wave_from=base, wave_to=wave,
-                                     family=["instrument", "level", "item"],
-                                     adjust=adjust))  # fmt: skip
-        if not parts:
+        filters = {"wave": wave, "org_level": level, "instrument": instrument}
+        frame = read(con, "ind_changes", viewer=OFFICE, tree=Tree.of(ws.registry),
+                     min_n=ws.settings.min_n,
+                     filters={k: v for k, v in filters.items() if v is not None})  # fmt: skip
+        if frame.empty:
             raise UsageError(f"nothing to compare for wave {wave}: it needs an earlier wave "
-                             "of the same questionnaire", expected="--vs YYYY-YYYY")  # fmt: skip
-        import pandas as pd
-
-        frame = gate_comparisons(pd.concat(parts, ignore_index=True), settings().min_n)
+                             "of the same questionnaire")  # fmt: skip
         if not show_all:
-            frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < alpha]
-        # Cohen's h (proportions) first, then rank-biserial r: each ranked by size
+            frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < a]
         frame = frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs()).sort_values(
             ["test", "_size"], ascending=[False, False]).drop(columns="_size")  # fmt: skip
-        if output_format == "table" and out is None:
-            # a screen-sized summary; --format csv/json gives every column
+        fmt = output_format or (None if out else "table")
+        if fmt == "table" and out is None:
             frame = frame.assign(
                 test=frame["test"]
                 .map({"two_proportion_z": "% pos", "mann_whitney": "M-W"})
                 .fillna(frame["test"])
             )
 
-            # before → after: answers, and % positive in per cent as in the indicator
-            # tables (csv/json keep the shares 0–1 of ind_changes); p as papers report it
             def pct(share) -> str:
                 return "" if pd.isna(share) else f"{100 * share:.1f}".removesuffix(".0")
 
@@ -756,9 +922,9 @@ def changes(
                 return "" if pd.isna(n) else f"{int(n)}"
 
             frame = frame.assign(
-                n=[f"{count(a)} → {count(b)}" for a, b in zip(
+                n=[f"{count(x)} → {count(y)}" for x, y in zip(
                     pd.to_numeric(frame["n_from"]), pd.to_numeric(frame["n_to"]), strict=True)],
-                positive=[f"{pct(a)} → {pct(b)}" for a, b in zip(
+                positive=[f"{pct(x)} → {pct(y)}" for x, y in zip(
                     pd.to_numeric(frame["share_from"]), pd.to_numeric(frame["share_to"]),
                     strict=True)],
                 p_adjusted=["" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -768,40 +934,57 @@ def changes(
                            "effect_size"]].rename(columns={
                 "positive": "% positive", "p_adjusted": "p (adj.)",
                 "effect_size": "effect"})  # fmt: skip
-        _write_output(frame, output_format, out, f"Changes {wave} ({level})")
+        _write_output(frame, fmt, out, f"Changes into {wave} ({level})")
 
 
 # ------------------------------------------------------------------ demo
 @app.command()
 def demo(
-    data_dir: Annotated[
-        Path, typer.Option(help="Where to put the demo's exports and database.")
-    ] = PROJECT_DIR / "data",
+    folder: Annotated[
+        Path, typer.Argument(help="The demo workspace (made with the BatSU example if new).")
+    ] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic survey.")] = 2026,
 ) -> None:
-    """Run the whole job on synthetic data: generate three waves of survey exports, load
-    them into the database, compute the indicators and list significant changes.
+    """Run the whole job on synthetic data: make the BatSU example workspace, generate
+    three waves of survey exports, load them into its database, compute the indicators
+    and list significant changes.
 
     Later steps (dashboard, review pack) are added here as they land.
     """
-    exports = data_dir / "exports"
-    db = data_dir / "processed" / "sapat.duckdb"
-    console.print(f"[bold]1.[/] Generating three waves of synthetic exports into {exports}")
-    synth(exports, seed=seed)
-    console.print(f"[bold]2.[/] Loading them into {db}")
-    files = sorted(p for p in exports.rglob("*") if p.suffix in (".csv", ".xlsx"))
+    from pipeline.config import WORKSPACE_FILE
+    from pipeline.workspace import init_workspace
+
+    with friendly_errors():
+        if not (folder / WORKSPACE_FILE).exists():
+            console.print(f"[bold]1.[/] Making the example workspace {folder}")
+            init_workspace(folder, "batsu")
+        else:
+            console.print(f"[bold]1.[/] Using the workspace {folder}")
+    _STATE["workspace"] = folder
+    _STATE.pop("ws", None)
+    exports = folder / "exports"
+    console.print(f"[bold]2.[/] Generating three waves of synthetic exports into {exports}")
+    _STATE["quiet"] = True
     try:
-        ingest(files, db=db)
-    except typer.Exit as exc:
-        if exc.exit_code:
-            raise
-    console.print("[bold]3.[/] Computing indicators and tests")
-    indicators(level="faculty", instrument="student_experience", item="se_overall", db=db)
+        synth(exports, seed=seed)
+        db = workspace().settings.db_path
+        console.print(f"[bold]3.[/] Loading them into {db}")
+        files = sorted(p for p in exports.rglob("*") if p.suffix in (".csv", ".xlsx"))
+        try:
+            ingest(files)
+        except typer.Exit as exc:
+            if exc.exit_code:
+                raise
+    finally:
+        _STATE["quiet"] = False
+    console.print("[bold]4.[/] Computing indicators and tests")
+    indicators(instrument="student_experience", item="se_overall", level="faculty")
     last = sorted({p.parent.name for p in files})[-1]
-    console.print(f"[bold]4.[/] Significant changes in {last}")
-    changes(wave=last, level="faculty", db=db)
+    console.print(f"[bold]5.[/] Significant changes into {last}")
+    changes(wave=last, level="faculty")
     console.print(
-        "[bold green]Done.[/] Next: `sapat loads`, `sapat quarantine`, `sapat indicators --help`."
+        f"[bold green]Done.[/] The workspace is {folder}: `cd {folder}`, then `sapat loads`, "
+        "`sapat quarantine`, `sapat indicators --help`."
     )
 
 

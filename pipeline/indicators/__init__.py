@@ -1,5 +1,10 @@
-"""Indicators: the ``ind_*`` tables computed from the stored answers."""
+"""Indicators: the ``ind_*`` tables computed from the stored answers.
 
-from pipeline.indicators.compute import LEVELS, TABLES, Computer, Options, compute, unit_tables
+:mod:`pipeline.indicators.compute` holds one pure function per stored table;
+:func:`recompute` reads their inputs from the store and writes their results through it.
+"""
 
-__all__ = ["LEVELS", "TABLES", "Computer", "Options", "compute", "unit_tables"]
+from pipeline.indicators.compute import COMPARED_LEVELS, ORG_LEVELS
+from pipeline.indicators.run import recompute
+
+__all__ = ["COMPARED_LEVELS", "ORG_LEVELS", "recompute"]

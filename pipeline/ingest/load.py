@@ -3,16 +3,20 @@ per transaction, nothing lost: ``rows_read = rows_loaded + rows_quarantined``.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import InputFileError, MappingError, SapatError, UsageError, ValidationFailed
+from pipeline.ingest.layout import WIDE, Mapping, layout_of, widen
 from pipeline.ingest.mapping import ColumnMap, Meta, map_columns
 from pipeline.ingest.validate import (
     Context,
@@ -22,7 +26,7 @@ from pipeline.ingest.validate import (
     type_chunk,
     validate_typed,
 )
-from pipeline.instruments import Catalog, Instrument, wave_start_year
+from pipeline.instruments import Catalog, Instrument, Role, wave_start_year
 from pipeline.readers import SOURCE_ROW, Export, open_export
 from pipeline.readers.encoding import file_sha256
 from pipeline.registry import OrgRegistry
@@ -50,6 +54,11 @@ class LoadResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rows_flagged: int = 0
+    rows_excluded: int = 0
+    #: rows per flag (repeated_submission, identical_answers, straight_liner, …)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+    layout: str = "wide"
+    load_id: int | None = None
     errors: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -108,6 +117,12 @@ def infer_wave(path: Path, export: Export, cmap: ColumnMap) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------- load
+class AlreadyLoaded(SapatError):
+    """The file holds the same answers as a file already loaded (a re-export)."""
+
+    code = "duplicate"
+
+
 def ingest_file(
     path: str | Path,
     store: Store,
@@ -118,15 +133,27 @@ def ingest_file(
     instrument: str | None = None,
     wave: str | None = None,
     dialect: str | None = None,
-    mapping: dict[str, str] | None = None,
+    mapping: Mapping | dict[str, str] | None = None,
     sheet: str | None = None,
     strict: bool = False,
     replace: bool = False,
+    set_values: dict[str, str] | None = None,
+    duplicates: str = "exclude",
+    duplicate_window_minutes: float = 60.0,
+    speeder_fraction: float = 0.5,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> LoadResult:
-    """Load one export in one transaction; a :class:`LoadResult` whatever happens."""
+    """Load one export in one transaction; a :class:`LoadResult` whatever happens.
+
+    ``set_values`` gives context the file lacks, the same for every row (``{"programme":
+    "P-ENG-B"}`` for a file from one programme), by field code or context role.
+    ``duplicates``: what to do with repeated submissions (``exclude``, ``flag``, ``off``).
+    """
     path = Path(path)
-    result = LoadResult(file=str(path))
+    if isinstance(mapping, dict):
+        mapping = Mapping(columns=mapping)
+    explicit = mapping.columns if mapping else None
+    result = LoadResult(file=str(path), layout=layout_of(mapping))
     # the file's hash (on a thread: hashing runs without the GIL) while it is opened
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-sha256") as pool:
         digest = pool.submit(file_sha256, path)
@@ -150,13 +177,15 @@ def ingest_file(
         if opening is not None:
             raise opening
         result.dialect, result.encoding = export.dialect, export.encoding
+        if result.layout != WIDE:
+            export = widen(export, mapping)
         if instrument:
             inst = catalog.for_wave(instrument, wave) if wave else catalog.get(instrument)
             candidates = [inst] + [i for i in catalog.all() if i.id == instrument and i is not inst]
             cmap, errors = None, []
             for cand in candidates:
                 try:
-                    cmap = map_columns(export.columns, cand, explicit=mapping,
+                    cmap = map_columns(export.columns, cand, explicit=explicit,
                                        labels=export.column_labels, file=str(path))  # fmt: skip
                     inst = cand
                     break
@@ -165,8 +194,13 @@ def ingest_file(
             if cmap is None:
                 raise errors[0]
         else:
-            inst, cmap, how = infer_instrument(export, catalog, mapping, str(path))
+            inst, cmap, how = infer_instrument(export, catalog, explicit, str(path))
             result.notes.append(f"questionnaire inferred: {how}")
+        constants = apply_set_values(inst, cmap, set_values or {}, str(path))
+        if constants:
+            result.notes.append("set for every row: " + ", ".join(
+                f"{k} = {v}" for k, v in (set_values or {}).items()))  # fmt: skip
+        check_columns(inst, cmap, str(path))
         if wave is None:
             wave, how = infer_wave(path, export, cmap)
             result.notes.append(f"wave inferred {how}: {wave}")
@@ -177,8 +211,13 @@ def ingest_file(
             result.notes.append(
                 "personal columns recognised and not stored: " + ", ".join(map(repr, dropped))
             )
+        policy = RepeatPolicy(duplicates, duplicate_window_minutes, speeder_fraction)
         _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
-              result, progress)  # fmt: skip
+              result, progress, constants, policy, set_values or {})  # fmt: skip
+    except AlreadyLoaded as exc:
+        result.status = "duplicate"
+        result.rows_loaded = result.rows_quarantined = result.rows_flagged = 0
+        result.notes.append(exc.message)
     except SapatError as exc:
         result.status = "rejected"
         result.rows_loaded = 0
@@ -186,154 +225,264 @@ def ingest_file(
     return result
 
 
+@dataclass(frozen=True)
+class RepeatPolicy:
+    """How repeated submissions and speeders are looked for (per load)."""
+
+    duplicates: str = "exclude"  # exclude | flag | off
+    window_minutes: float = 60.0
+    speeder_fraction: float = 0.5
+
+
+#: Prefix of the columns ``--set`` adds to an export.
+SET_PREFIX = "--set "
+
+
+def apply_set_values(
+    inst: Instrument, cmap: ColumnMap, values: dict[str, str], file: str
+) -> dict[str, str]:
+    """Add ``--set`` values to the column map; returns {added column: value}.
+
+    Each key is a field code or a context role of the questionnaire; the file must not
+    have a column for it already.
+    """
+    out = {}
+    mapped = set(cmap.fields.values())
+    for name, value in values.items():
+        f = next((f for f in inst.context_fields if name in (f.code, f.context)), None)
+        if f is None:
+            known = ", ".join(sorted({x for f in inst.context_fields for x in (f.code, f.context)}))
+            raise UsageError(f"--set {name}=…: {inst.id} has no context field {name!r}",
+                             expected=f"one of {known}")  # fmt: skip
+        if f.code in mapped:
+            col = next(c for c, code in cmap.fields.items() if code == f.code)
+            raise UsageError(
+                f"--set {name}=…: the file already has a column for {f.code} ({col!r})",
+                file=file,
+                expected="--set only for context the file lacks",
+            )
+        col = SET_PREFIX + f.code
+        cmap.fields[col], cmap.how[col] = f.code, "set"
+        out[col] = str(value)
+    return out
+
+
+def check_columns(inst: Instrument, cmap: ColumnMap, file: str) -> None:
+    """Refuse a file that lacks a required context column or an item that the
+    questionnaire version does not mark optional, saying how to proceed."""
+    present = set(cmap.fields.values())
+    lacking = [f for f in inst.context_fields if f.required and f.code not in present]
+    if lacking:
+        f = lacking[0]
+        names = ", ".join(f"{x.code} ({x.label('en')})" for x in lacking)
+        raise MappingError(
+            f"the file has no column for the required context field(s) {names}",
+            file=file,
+            column=f.code,
+            expected=f"a column holding it; for a file from one {f.context or 'unit'} only, "
+            f"give it with --set {f.context or f.code}=CODE",
+        )
+    missing = [f.code for f in inst.items if f.code not in present and not f.optional]
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
+        raise MappingError(
+            f"the file has no column for item(s) {shown} of {inst.id} {inst.version}",
+            file=file,
+            column=missing[0],
+            expected="every item of the questionnaire version; if this survey really did not "
+            "ask them, mark them sapat_optional = yes in the workbook, or use the version the "
+            "file was made with (--instrument, and the waves in versions.yaml)",
+        )
+
+
 def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
-          result, progress) -> None:  # fmt: skip
+          result, progress, constants, policy, set_values) -> None:  # fmt: skip
     ctx = Context.from_registry(registry)
     present = [c for c in cmap.fields.values()]
     schema = build_schema(inst, ctx, present)
     personal = {c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME, Meta.SUBMISSION_ID,
                                                           Meta.DROP)}  # fmt: skip
-    raw_path = store.keep_raw(path, inst.id, wave, result.sha256)
-    with store.loading(), store.transaction():
-        load_id = store.next_load_id()
-        table = store.ensure_fact_table(inst)
-        store.write_declarations(catalog, registry.units)
-        replaced = []
-        if replace:
-            earlier = store.con.execute(
-                "SELECT load_id, file_name FROM sys_loads WHERE instrument = ? AND wave = ? "
-                "AND status = 'loaded' AND dialect = ?",
-                [inst.id, wave, export.dialect],
-            ).fetchall()
-            for old_id, name in earlier:
-                store.supersede(old_id, load_id, inst.id)
-                replaced.append(old_id)
-                result.notes.append(f"replaces load {old_id} ({name})")
-        read = loaded = quarantined = 0
-        failures_all = []
-        # rows of other loads in this wave, which a newer export may repeat (looked up once:
-        # while this file loads, only its own rows are added)
-        others = store.con.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? LIMIT 1)",
-            [wave, load_id],
-        ).fetchall()[0][0]
-        prog_field = next((f.code for f in inst.context_fields if f.context == "programme"),
-                          None)  # fmt: skip
-        unit_field = next((f.code for f in inst.context_fields if f.context == "unit"), None)
-        extra = [c for c in (prog_field, unit_field) if c and c not in ("programme", "unit")]
-        same = {"load_id": load_id, "instrument": inst.id, "version": inst.version,
-                "wave": wave, "excluded": False}  # fmt: skip
-        # the first load of a wave counts the answers as its chunks are written
-        with _Writer(store, table, same, None if others else inst) as writer:
-            for chunk in export.iter_chunks():
-                read += len(chunk)
-                typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
-                good, failures = validate_typed(typed, chunk, cmap, schema)
-                # submissions loaded from an earlier file (a newer export repeating them)
-                keys = good["submission_key"].dropna().unique().tolist() if others else []
-                if keys:
-                    writer.wait()  # the connection is the writer's until it is done
-                    store.con.register("_keys", pd.DataFrame({"k": keys}))
-                    seen = set(
-                        store.con.execute(
-                            f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON "
-                            "submission_key = k WHERE wave = ? AND load_id <> ?",
-                            [wave, load_id],
-                        ).fetchdf()["submission_key"]
+    # typed columns are named by field code; the fact table names context roles
+    rename = {f.code: f.column for f in inst.fields if f.column != f.code}
+    context_seen = {f.column: False for f in inst.context_fields if f.code in present}
+    raw_path = store.raw_path(path, inst.id, wave, result.sha256)
+    copied = False
+    try:
+        with store.loading(), store.transaction():
+            copied = _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key,
+                                strict, replace, result, progress, constants, policy,
+                                set_values, ctx, schema, personal, rename, context_seen,
+                                raw_path)  # fmt: skip
+    except BaseException:
+        if copied:  # the load did not happen: no original kept for it
+            store.drop_raw(raw_path)
+        raise
+    counts = store.flag_counts(result.load_id)
+    result.rows_flagged = counts.pop("_flagged", 0)
+    result.rows_excluded = counts.pop("_excluded", 0)
+    result.flag_counts = counts
+    result.status = "loaded"
+
+
+def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
+               result, progress, constants, policy, set_values, ctx, schema, personal, rename,
+               context_seen, raw_path) -> bool:  # fmt: skip
+    """The rows of one load, inside its transaction; True when the original was copied."""
+    load_id = result.load_id = store.next_load_id()
+    table = store.ensure_fact_table(inst)
+    store.write_declarations(catalog, registry.units)
+    replaced = []
+    if replace:
+        for old_id, name in store.loads_to_replace(inst.id, wave, export.dialect):
+            store.supersede(old_id, load_id, inst.id)
+            replaced.append(old_id)
+            result.notes.append(f"replaces load {old_id} ({name})")
+    read = loaded = quarantined = 0
+    failures_all = []
+    fingerprints = []
+    # rows of other loads in this wave, which a newer export may repeat (looked up once:
+    # while this file loads, only its own rows are added)
+    others = store.wave_has_other_rows(table, wave, load_id)
+    same = {"load_id": load_id, "instrument": inst.id, "version": inst.version,
+            "wave": wave, "excluded": False}  # fmt: skip
+    # the first load of a wave counts the answers as its chunks are written
+    with _Writer(store, table, same, None if others else inst) as writer:
+        for chunk in export.iter_chunks():
+            read += len(chunk)
+            if constants:
+                chunk = chunk.assign(**constants)
+            typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
+            good, failures = validate_typed(typed, chunk, cmap, schema)
+            # submissions loaded from an earlier file (a newer export repeating them)
+            keys = good["submission_key"].dropna().unique().tolist() if others else []
+            if keys:
+                writer.wait()  # the connection is the writer's until it is done
+                seen = store.submissions_seen(table, wave, load_id, keys)
+                if seen:
+                    again = good[good["submission_key"].isin(seen)]
+                    failures = pd.concat([failures, pd.DataFrame({
+                        "index": again.index, "column_name": None, "check_name": "already_loaded",
+                        "value": None,
+                        "reason": "this submission was already loaded from an earlier file "
+                                  "(use --replace to load the newer export instead)",
+                    })], ignore_index=True)  # fmt: skip
+                    good = good[~good.index.isin(again.index)]
+            bad_idx = sorted(set(failures["index"]))
+            if len(failures):
+                failures = failures.assign(
+                    source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
+                )
+                raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
+                raw_json = {
+                    int(r[SOURCE_ROW]): quarantine_json(
+                        {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
                     )
-                    store.con.unregister("_keys")
-                    if seen:
-                        again = good[good["submission_key"].isin(seen)]
-                        failures = pd.concat([failures, pd.DataFrame({
-                            "index": again.index, "column_name": None, "check_name": "already_loaded",
-                            "value": None,
-                            "reason": "this submission was already loaded from an earlier file "
-                                      "(use --replace to load the newer export instead)",
-                        })], ignore_index=True)  # fmt: skip
-                        good = good[~good.index.isin(again.index)]
-                bad_idx = sorted(set(failures["index"]))
-                if len(failures):
-                    failures = failures.assign(
-                        source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
-                    )
-                    raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
-                    raw_json = {
-                        int(r[SOURCE_ROW]): quarantine_json(
-                            {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
-                        )
-                        for r in raw_rows.to_dict("records")
-                    }
-                    failures["raw"] = failures["source_row"].map(raw_json)
-                    failures_all.append(failures)
-                quarantined += len(bad_idx)
-                good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
-                good["programme"] = good[prog_field] if prog_field else None
-                good["unit"] = good[unit_field] if unit_field else good["programme"]
-                facts = arrow_table(good.drop(columns=extra))
-                writes = []
-                loaded += len(good)
-                flags = row_flags(good, inst)
-                if len(flags):
-                    flags["load_id"] = load_id
-                    flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
-                    writes.append(("qa_flags", flags, None))
-                comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
-                if len(comments):
-                    at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
-                    writes.append(("fct_comments", arrow_table(comments.assign(
-                        load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
-                        programme=good["programme"].array.take(at),
-                        unit=good["unit"].array.take(at),
-                    ).drop(columns=[SOURCE_ROW])), {"instrument": inst.id, "wave": wave}))  # fmt: skip
-                writer.submit(facts, writes)
-                if progress:
-                    progress(path.name, read, read)
-            writer.finish()
-        if strict and quarantined:
-            first = pd.concat(failures_all).iloc[0]
-            raise ValidationFailed(
-                f"{quarantined} of {read} rows fail validation and --strict rejects the whole "
-                f"file; first: {first['reason']}",
-                file=str(path),
-                row=int(first["source_row"]),
-                column=first["column_name"],
-                value=first["value"],
-            )
-        if failures_all:
-            fails = pd.concat(failures_all, ignore_index=True).drop(columns=["index"])
-            fails["load_id"], fails["sha256"] = load_id, result.sha256
-            store.insert("qa_quarantine", fails)
-            result.errors.extend(
-                {"row": int(r.source_row), "column": r.column_name, "check": r.check_name,
-                 "value": r.value, "reason": r.reason}
-                for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
-            )  # fmt: skip
-        flagged = _whole_file_flags(store, table, inst, wave, load_id)
-        versions = store.con.execute(
-            f"SELECT DISTINCT version FROM {table} WHERE wave = ?", [wave]
-        ).fetchall()
-        store.refresh_counts([catalog.get(inst.id, v) for (v,) in versions] or [inst], wave,
-                             writer.counts)  # fmt: skip
-        result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
-        result.rows_flagged = flagged
-        assert read == loaded + quarantined
-        store.write_manifest({
-            "load_id": load_id, "sha256": result.sha256, "file_name": path.name,
-            "raw_path": str(raw_path), "instrument": inst.id, "version": inst.version,
-            "wave": wave, "dialect": export.dialect, "encoding": export.encoding,
-            "sheet": export.sheet, "rows_read": read, "rows_loaded": loaded,
-            "rows_quarantined": quarantined, "rows_flagged": flagged, "status": "loaded",
-            "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
-        })  # fmt: skip
-        # duplicates are decided over the whole wave: keep every load's flagged count true
-        store.con.execute(
-            """UPDATE sys_loads SET rows_flagged = (
-                   SELECT count(DISTINCT f.response_id) FROM qa_flags f
-                   WHERE f.load_id = sys_loads.load_id)
-               WHERE instrument = ? AND wave = ? AND status = 'loaded'""",
-            [inst.id, wave],
-        ).fetchall()
-        result.status = "loaded"
+                    for r in raw_rows.to_dict("records")
+                }
+                failures["raw"] = failures["source_row"].map(raw_json)
+                failures_all.append(failures)
+            quarantined += len(bad_idx)
+            good = good.rename(columns=rename)
+            for col in context_seen:
+                context_seen[col] = context_seen[col] or bool(good[col].notna().any())
+            good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
+            if "programme" not in good:
+                good["programme"] = None
+            if "unit" not in good:
+                good["unit"] = good["programme"]
+            fingerprints.append(_row_hashes(good, inst))
+            facts = arrow_table(good)
+            writes = []
+            loaded += len(good)
+            flags = row_flags(good, inst)
+            if len(flags):
+                flags["load_id"] = load_id
+                flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
+                writes.append(("qa_flags", flags, None))
+            comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
+            if len(comments):
+                at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
+                writes.append(("fct_comments", arrow_table(comments.assign(
+                    load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
+                    programme=good["programme"].array.take(at),
+                    unit=good["unit"].array.take(at),
+                ).drop(columns=[SOURCE_ROW])), {"instrument": inst.id, "wave": wave}))  # fmt: skip
+            writer.submit(facts, writes)
+            if progress:
+                progress(path.name, read, read)
+        writer.finish()
+    empty = [c for c, seen in context_seen.items() if not seen and loaded]
+    if empty:
+        f = next(f for f in inst.context_fields if f.column == empty[0])
+        col = next((c for c, code in cmap.fields.items() if code == f.code), f.code)
+        raise MappingError(
+            f"the column for {f.code} is empty in every row that loads",
+            file=str(path),
+            column=col,
+            expected=f"the {f.context or f.code} of each row; for a file from one "
+            f"{f.context or 'unit'}, drop the column and give --set {f.context or f.code}=CODE",
+        )
+    if strict and quarantined:
+        first = pd.concat(failures_all).iloc[0]
+        raise ValidationFailed(
+            f"{quarantined} of {read} rows fail validation and --strict rejects the whole "
+            f"file; first: {first['reason']}",
+            file=str(path),
+            row=int(first["source_row"]),
+            column=first["column_name"],
+            value=first["value"],
+        )
+    content = _content_key(fingerprints)
+    if not replace and loaded and (same_as := store.load_with_content(inst.id, wave, content)):
+        raise AlreadyLoaded(
+            f"the same answers as load {same_as[0]} ({same_as[1]}): a re-export of a file "
+            "already loaded, so nothing was added (use --replace to load it instead)"
+        )
+    if failures_all:
+        fails = pd.concat(failures_all, ignore_index=True).drop(columns=["index"])
+        fails["load_id"], fails["sha256"] = load_id, result.sha256
+        store.insert("qa_quarantine", fails)
+        result.errors.extend(
+            {"row": int(r.source_row), "column": r.column_name, "check": r.check_name,
+             "value": r.value, "reason": r.reason}
+            for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
+        )  # fmt: skip
+    result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
+    assert read == loaded + quarantined
+    store.write_manifest({
+        "load_id": load_id, "sha256": result.sha256, "file_name": path.name,
+        "instrument": inst.id, "version": inst.version,
+        "wave": wave, "dialect": export.dialect, "encoding": export.encoding,
+        "sheet": export.sheet, "rows_read": read, "rows_loaded": loaded, "raw_path": str(raw_path),
+        "rows_quarantined": quarantined, "status": "loaded", "layout": result.layout,
+        "duplicates": policy.duplicates, "content_key": content,
+        "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
+        "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
+    })  # fmt: skip
+    store.flag_wave(inst, wave, load_id, window_minutes=policy.window_minutes,
+                    speeder_fraction=policy.speeder_fraction)  # fmt: skip
+    versions = store.wave_versions(table, wave)
+    store.refresh_counts([catalog.get(inst.id, v) for v in versions] or [inst], wave,
+                         writer.counts)  # fmt: skip
+    return store.keep_raw(path, raw_path)
+
+
+def _row_hashes(good: pd.DataFrame, inst: Instrument) -> np.ndarray:
+    """A 64-bit hash of each row's typed answers and context (order-independent use)."""
+    cols = [f.column for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME)
+            if f.column in good]  # fmt: skip
+    if not cols:
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_pandas_object(good[cols], index=False).to_numpy()
+
+
+def _content_key(parts: list[np.ndarray]) -> str:
+    """The multiset of a file's rows (typed): equal for a re-export in any order or
+    format, different as soon as one answer differs."""
+    rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+    return hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 #: Rows in a DuckDB row group. The fact rows are appended in whole row groups: a
@@ -406,65 +555,3 @@ class _Writer:
             self.held = [held.slice(ready)] if ready < rows else []
         for table, frame, constants in others:
             self.store.insert(table, frame, constants)
-
-
-def _whole_file_flags(store: Store, table: str, inst: Instrument, wave: str, load_id: int) -> int:
-    """Flags that need the whole file or wave: duplicates and speeders. Returns rows flagged.
-
-    Duplicates are decided over the whole wave, whatever the order files were loaded in:
-    the earliest submission counts, every later one is flagged and excluded from the
-    indicators (the same person, or identical answers where no person is known).
-    """
-    con = store.con
-    context = [f.code for f in inst.context_fields if f.context in ("teacher", "discipline")]
-    part = ["coalesce(person_key, dup_key)", *context]
-    wave_loads = f"SELECT DISTINCT load_id FROM {table} WHERE wave = ?"
-    con.execute(
-        f"DELETE FROM qa_flags WHERE flag = 'duplicate' AND load_id IN ({wave_loads})", [wave]
-    ).fetchall()
-    con.execute(
-        f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded", [wave]
-    ).fetchall()
-    # only keys seen twice can hold a duplicate: number the rows of those partitions
-    # (found by a hash of the key, which keeps the grouping small; a collision only adds
-    # rows to number)
-    key = ", ".join(part)
-    con.execute(
-        f"""
-        INSERT INTO qa_flags
-        SELECT load_id, response_id, source_row, 'duplicate',
-               'same respondent or identical answers as an earlier submission'
-        FROM (
-            SELECT load_id, response_id, source_row,
-                   row_number() OVER (PARTITION BY {key}
-                                      ORDER BY submitted_at NULLS LAST, submission_key,
-                                               source_row) AS k
-            FROM {table}
-            WHERE wave = ? AND hash({key}) IN (
-                SELECT hash({key}) AS h FROM {table} WHERE wave = ?
-                GROUP BY h HAVING count(*) > 1)
-        ) WHERE k > 1
-        """,
-        [wave, wave],
-    ).fetchall()
-    con.execute(
-        f"""UPDATE {table} SET excluded = TRUE WHERE wave = ? AND response_id IN (
-              SELECT response_id FROM qa_flags WHERE flag = 'duplicate')""",
-        [wave],
-    ).fetchall()
-    con.execute(
-        f"""
-        INSERT INTO qa_flags
-        SELECT load_id, response_id, source_row, 'speeder',
-               'completed in ' || round(duration_s) || ' s, under half the median ('
-               || round(med) || ' s)'
-        FROM {table}, (SELECT median(duration_s) AS med FROM {table} WHERE load_id = ?)
-        WHERE load_id = ? AND duration_s IS NOT NULL AND duration_s < med / 2
-        """,
-        [load_id, load_id],
-    ).fetchall()
-    return int(
-        con.execute(
-            "SELECT count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?", [load_id]
-        ).fetchall()[0][0]
-    )

@@ -16,9 +16,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-
-import yaml
 
 from pipeline.errors import MappingError
 from pipeline.instruments import Field, Instrument, Role
@@ -140,24 +137,6 @@ def _candidates(column: str) -> list[str]:
     return out
 
 
-def read_mapping_file(path: str | Path) -> dict[str, str]:
-    """A YAML mapping ``{column: item_code}`` (or ``columns: {...}``), for legacy exports."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"cannot read the mapping file: {exc}", file=str(path)) from exc
-    if isinstance(data, dict) and isinstance(data.get("columns"), dict):
-        data = data["columns"]
-    if not isinstance(data, dict):
-        raise MappingError(
-            "the mapping file must map column names to item codes",
-            file=str(path),
-            expected="lines like  Q1: se_tl01",
-        )
-    return {str(k): str(v) for k, v in data.items()}
-
-
 def map_columns(
     columns: list[str],
     inst: Instrument,
@@ -273,8 +252,10 @@ def _mapping_report(unmatched, ambiguous, twice, fields, inst) -> str:
 def answer_table(inst: Instrument, f: Field) -> dict[str, int]:
     """Normalised answer text → scale code, from the choice list in every language.
 
-    Accepts the choice name (``4``, ``na``, ``employed``), its label in ky/ru/en,
-    LimeSurvey's positional code ``A<k>``, and ``4.0`` for numeric names.
+    Accepts the choice name (``4``, ``na``, ``employed``), its label in ky/ru/en, its
+    declared aliases (other spellings an export uses, e.g. a typo in the source),
+    LimeSurvey's positional code ``A<k>``, and ``4.0`` for numeric names. A text that
+    would mean two different answers is accepted for neither.
     """
     scale = inst.scale_of(f)
     table: dict[str, int] = {}
@@ -282,7 +263,7 @@ def answer_table(inst: Instrument, f: Field) -> dict[str, int]:
         return table
     ambiguous = set()
     for pos, c in enumerate(scale.choices, start=1):
-        keys = {c.name, f"A{pos}", *c.labels.values()}
+        keys = {c.name, f"A{pos}", *c.labels.values(), *c.aliases}
         if c.name.isdigit():
             keys.add(f"{c.name}.0")
         for k in keys:

@@ -85,14 +85,13 @@ class Context:
         names = lambda fr: {  # noqa: E731
             r.code: {"ky": r.name_ky, "ru": r.name_ru, "en": r.name_en} for r in fr.itertuples()
         }
-        units = pd.concat([reg.faculties, reg.of_kind("university")])
         return cls(
             programmes=unit_table(names(progs)),
-            units=unit_table(names(units)),
+            units=unit_table(names(reg.units)),
             teachers={normalise(t): t for t in reg.teachers["teacher_code"]},
             disciplines={normalise(d): d for d in reg.disciplines["discipline_code"]},
             programme_codes=frozenset(progs["code"]),
-            unit_codes=frozenset(units["code"]),
+            unit_codes=frozenset(reg.units["code"]),
         )
 
 
@@ -377,16 +376,14 @@ def _row_keys(
         ids = [t for t in map(str, uniq) if t]
         found = dict(zip(ids, pseudonyms(key, [instrument, wave], ids), strict=True))
         out["submission_key"] = _strings([found.get(str(u)) for u in uniq], codes, index)
-    # without a platform id, the submission time with the answers identify a submission
-    keyed = Meta.SUBMISSION_ID not in meta
+    # without a platform id, the submission time with the answers identify a submission;
+    # without a time either, nothing does (identical answers are no evidence)
+    keyed = Meta.SUBMISSION_ID not in meta and Meta.SUBMITTED_AT in meta
     blank = bytes(16)
     parts = []  # per part: 16 bytes keyed label (submission_key), 16 unkeyed (dup_key)
     if keyed:
-        if Meta.SUBMITTED_AT in meta:
-            codes, uniq = _factorize(chunk[meta[Meta.SUBMITTED_AT]])
-            stamps = [*map(str, uniq), ""]
-        else:
-            codes, stamps = np.full(n, -1), [""]
+        codes, uniq = _factorize(chunk[meta[Meta.SUBMITTED_AT]])
+        stamps = [*map(str, uniq), ""]
         labels = keyed_labels(key, [instrument, wave, ":submitted_at"], stamps)
         parts.append((codes, [k + blank for k in labels]))
     for code, codes, uniq in answers:
@@ -398,7 +395,10 @@ def _row_keys(
         parts.append((codes, [k + p for k, p in zip(labels, plain, strict=True)]))
     digests = _xor_labels(n, parts)
     if keyed:
-        out["submission_key"] = _hex(digests[:, :16], index)
+        stamped = chunk[meta[Meta.SUBMITTED_AT]].notna().to_numpy()
+        out["submission_key"] = _hex(digests[:, :16], index).where(stamped)
+    elif Meta.SUBMISSION_ID not in meta:
+        out["submission_key"] = None
     out["dup_key"] = _hex(digests[:, 16:28], index)
     return out
 
@@ -451,14 +451,11 @@ def type_chunk(
     for name, values in _row_keys(chunk, answers, meta, key, inst.id, wave).items():
         typed[name] = values
     items = [f.code for f in inst.items if f.code in typed]
-    if items:  # answers with a code 1..10 (not "not applicable", not missing)
+    if items:  # answers on the scale (code >= 0: not a declared non-answer, not missing)
         answered = np.zeros(len(typed), dtype=np.int16)
         for code in items:
-            if isinstance(typed[code].array, pd.arrays.IntegerArray):
-                values, present = _numbers(typed[code])
-                answered += present & (values >= 1) & (values <= 10)
-            else:
-                answered += typed[code].isin(range(1, 11)).to_numpy(dtype=bool)
+            values, present = _numbers(typed[code])
+            answered += present & (values >= 0)
         typed["answered"] = answered
     else:
         typed["answered"] = 0
@@ -531,8 +528,8 @@ def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
             low, high = np.full(n, info.max, dtype=kind), np.full(n, info.min, dtype=kind)
         else:
             low, high = np.full(n, np.inf), np.full(n, -np.inf)
-        for values, present in columns:  # answers > 0: "not applicable" (0) is no answer
-            given = present & (values > 0)
+        for values, present in columns:  # declared non-answers (codes < 0) are no answer
+            given = present & (values >= 0)
             answered += given
             np.minimum(low, values, out=low, where=given)
             np.maximum(high, values, out=high, where=given)

@@ -71,6 +71,9 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+# the privacy floor and defaults are settings, defined once in pipeline.config
+from pipeline.config import DEFAULT_COMMENT_MIN_N, DEFAULT_MIN_N, MIN_N_FLOOR
+
 __all__ = [
     "DEFAULT_COMMENT_MIN_N",
     "DEFAULT_MIN_N",
@@ -80,12 +83,6 @@ __all__ = [
     "suppress_comments",
 ]
 
-#: No statistic is ever shown on fewer respondents than this, whatever the configuration.
-MIN_N_FLOOR = 3
-#: Default threshold for statistics.
-DEFAULT_MIN_N = 5
-#: Default threshold for free-text comments.
-DEFAULT_COMMENT_MIN_N = 10
 
 FLAG_COL = "suppressed"
 REASON_COL = "suppression_reason"

@@ -341,13 +341,14 @@ def describe_counts(
     confidence: float = 0.95,
     method: CIMethod | str = CIMethod.WILSON,
     population: str | pd.DataFrame | None = None,
+    low: int = 1,
 ) -> pd.DataFrame:
     """Descriptive statistics per group from an answer-count table.
 
     Parameters
     ----------
     counts
-        Long frame with the ``by`` columns, ``answer`` (integer code ``1..points``) and
+        Long frame with the ``by`` columns, ``answer`` (integer code ``low..low+points-1``) and
         ``count`` (non-negative). Several rows for the same group and answer are added up.
         Not applicable / blank answers must not be in it.
     by
@@ -355,6 +356,9 @@ def describe_counts(
         combination, sorted by them.
     points
         Number of answer codes ``k`` on the scale.
+    low
+        The first answer code: 1 (codes ``1..k``, the default) or 0 (``0..k-1``, e.g. a
+        0-10 scale).
     positive_from, negative_to
         An answer ``>= positive_from`` is positive, ``<= negative_to`` negative (defaults: top
         two and bottom two boxes of a 5-point scale).
@@ -390,7 +394,7 @@ def describe_counts(
             halfway across that empty gap, ``(m + 0.5 + m' - 0.5) / 2`` with ``m'`` the next
             code used (the usual "mean of the two middle values" rule; the formula above gives
             the same value when code ``m + 1`` is used);
-        ``pct_1`` ... ``pct_k``
+        ``pct_<code>`` for each code ``low`` ... ``low + k - 1``
             the distribution, percent of valid answers per code;
         ``x_positive``, ``x_negative``
             counts of positive / negative answers;
@@ -416,24 +420,26 @@ def describe_counts(
     confidence = _check_confidence(confidence)
     by = list(by)
     k = int(points)
+    low = int(low)
+    high = low + k - 1
     if k < 2:
         raise ValueError(f"points must be at least 2, got {points!r}")
-    if not 1 <= negative_to < positive_from <= k:
+    if not low <= negative_to < positive_from <= high:
         raise ValueError(
-            f"need 1 <= negative_to < positive_from <= points, got negative_to={negative_to}, "
-            f"positive_from={positive_from}, points={points}"
+            f"need {low} <= negative_to < positive_from <= {high}, got negative_to="
+            f"{negative_to}, positive_from={positive_from}, points={points}, low={low}"
         )
     missing = [c for c in [*by, "answer", "count"] if c not in counts.columns]
     if missing:
         raise ValueError(f"counts frame lacks column(s) {missing}")
 
     answer = pd.to_numeric(counts["answer"]).to_numpy(dtype=float)
-    bad = ~np.isin(answer, np.arange(1, k + 1))
+    bad = ~np.isin(answer, np.arange(low, high + 1))
     if bad.any():
         found = sorted({str(v) for v in answer[bad]})[:5]
         raise ValueError(
-            f"answer codes must be integers 1..{k}; found {found} in {int(bad.sum())} row(s). "
-            "Drop 'not applicable' and blanks before counting."
+            f"answer codes must be integers {low}..{high}; found {found} in {int(bad.sum())} "
+            "row(s). Drop 'not applicable' and blanks before counting."
         )
     cnt = pd.to_numeric(counts["count"]).to_numpy(dtype=float)
     if np.isnan(cnt).any() or (cnt < 0).any():
@@ -442,14 +448,14 @@ def describe_counts(
     gid, first = _group_index(counts, by)
     g = len(first)
     keys = counts[by].iloc[first].reset_index(drop=True) if by else pd.DataFrame(index=range(g))
-    c = np.bincount(gid * k + (answer.astype(np.int64) - 1), weights=cnt, minlength=g * k)
+    c = np.bincount(gid * k + (answer.astype(np.int64) - low), weights=cnt, minlength=g * k)
     c = c.reshape(g, k)
 
     big_n = None
     if population is not None:
         big_n = _headcounts_for_groups(keys, counts, gid, population, by)
 
-    codes = np.arange(1, k + 1, dtype=float)
+    codes = np.arange(low, high + 1, dtype=float)
     n = c.sum(axis=1)
     alpha = 1.0 - confidence
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -477,16 +483,16 @@ def describe_counts(
         rows = np.arange(g)
         f_m = c[rows, m_idx]
         below = cum[rows, m_idx] - f_m
-        median = m_idx + 0.5 + (half - below) / f_m
+        median = low + m_idx - 0.5 + (half - below) / f_m
         tie = cum[rows, m_idx] == half
         after = (np.arange(k)[None, :] > m_idx[:, None]) & (c > 0)
         nxt = np.argmax(after, axis=1)
-        median = np.where(tie & after.any(axis=1), (m_idx + nxt + 2) / 2.0, median)
+        median = np.where(tie & after.any(axis=1), low + (m_idx + nxt) / 2.0, median)
         median = np.where(n > 0, median, np.nan)
 
         pct = 100.0 * c / n[:, None]
-        x_pos = c[:, positive_from - 1 :].sum(axis=1)
-        x_neg = c[:, :negative_to].sum(axis=1)
+        x_pos = c[:, positive_from - low :].sum(axis=1)
+        x_neg = c[:, : negative_to - low + 1].sum(axis=1)
         ci = _proportion_interval(x_pos, n, confidence, method, big_n)
 
     integral = bool(np.all(cnt == np.round(cnt)))
@@ -500,7 +506,7 @@ def describe_counts(
     out["mean_ci_high"] = mean_hi
     out["median_interpolated"] = median
     for j in range(k):
-        out[f"pct_{j + 1}"] = pct[:, j]
+        out[f"pct_{low + j}"] = pct[:, j]
     out["x_positive"] = as_count(x_pos)
     out["x_negative"] = as_count(x_neg)
     out["pct_positive"] = 100.0 * ci["p"]

@@ -2,7 +2,9 @@
 
 Pure functions on a **wide respondent x item frame**: one row per respondent, one numeric column
 per item, NaN for a missing or "not applicable" answer. Reverse-coded items are flipped with
-``points + 1 - x`` before anything is computed.
+``low + high - x`` (``points + 1 - x`` on a scale coded 1..points) before anything is
+computed; the flip of a scale's items only changes signs of covariances, so alpha does not
+depend on where the scale starts.
 
 Missing answers
 ---------------
@@ -33,7 +35,12 @@ __all__ = ["cronbach_alpha", "dimension_scores", "item_total_statistics", "relia
 
 
 def _scale_matrix(
-    wide: pd.DataFrame, items: Sequence[str], reverse: Collection[str], points: int, name: str
+    wide: pd.DataFrame,
+    items: Sequence[str],
+    reverse: Collection[str],
+    points: int,
+    name: str,
+    low: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(answers, reversed): the items' answers as a respondents × items float matrix, as
     given (not flipped; read-only, often a view of the frame's memory), and which of its
@@ -49,9 +56,10 @@ def _scale_matrix(
     x = x.view()
     x.flags.writeable = False
     # smallest and largest answer, missing (NaN) left out: two passes, no temporaries
-    if x.size and (np.fmin.reduce(x, axis=None) < 1 or np.fmax.reduce(x, axis=None) > points):
+    high = low + points - 1
+    if x.size and (np.fmin.reduce(x, axis=None) < low or np.fmax.reduce(x, axis=None) > high):
         raise ValueError(
-            f"scale {name!r}: answers must lie in 1..{points}; recode 'not applicable' to missing"
+            f"scale {name!r}: answers must lie in {low}..{high}; recode 'not applicable' to missing"
         )
     return x, np.array([c in reverse for c in items], dtype=bool)
 
@@ -61,15 +69,16 @@ def _scale_matrices(
     scales: Mapping[Hashable, Sequence[str]],
     reverse: Collection[str],
     points: int,
+    low: int = 1,
 ) -> dict[Hashable, tuple[np.ndarray, np.ndarray]]:
     """:func:`_scale_matrix` of every scale, from one conversion of all their items (a
     scale's matrix is then a selection of columns); the same errors, naming the scale."""
     items = list(dict.fromkeys(c for scale_items in scales.values() for c in scale_items))
     try:
-        x, flip = _scale_matrix(wide, items, reverse, points, "")
+        x, flip = _scale_matrix(wide, items, reverse, points, "", low)
     except ValueError:  # name the first scale at fault
         for name, scale_items in scales.items():
-            _scale_matrix(wide, scale_items, reverse, points, name)
+            _scale_matrix(wide, scale_items, reverse, points, name, low)
         raise
     at = {c: i for i, c in enumerate(items)}
     out = {}
@@ -211,6 +220,7 @@ def reliability_tables(
     *,
     alpha: bool = True,
     items: bool = True,
+    low: int = 1,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """(:func:`cronbach_alpha`, :func:`item_total_statistics`) with each scale's
     covariance matrix computed once for both; a table not asked for is None."""
@@ -218,7 +228,7 @@ def reliability_tables(
     _check_scales(scales)
     alpha_rows, item_rows = [], []
     for key, sub in _groups(wide, by):
-        matrices = _scale_matrices(sub, scales, reverse, points)
+        matrices = _scale_matrices(sub, scales, reverse, points, low)
         for name, scale_items in scales.items():
             n, cov = _alpha_parts(*matrices[name])
             if alpha:
@@ -281,11 +291,12 @@ def dimension_scores(
     reverse: Collection[str] = frozenset(),
     points: int = 5,
     min_share: float = 0.5,
+    low: int = 1,
 ) -> pd.DataFrame:
     """Per-respondent dimension scores: the mean of the dimension's answered items.
 
     A respondent gets a score when at least ``min_share`` of the dimension's items are answered
-    (default: at least half), else NaN. Reverse-coded items are flipped (``points + 1 - x``)
+    (default: at least half), else NaN. Reverse-coded items are flipped (``low + high - x``)
     first.
 
     Parameters
@@ -298,6 +309,8 @@ def dimension_scores(
         Reverse-coded item columns.
     points
         Number of answer codes.
+    low
+        The first answer code (1, or 0 for a scale coded 0..points-1).
     min_share
         Minimum share of answered items, in (0, 1].
 
@@ -318,16 +331,16 @@ def dimension_scores(
     for name, items in dimensions.items():
         if len(items) == 0:
             raise ValueError(f"dimension {name!r} has no items")
-    matrices = _scale_matrices(wide, dimensions, reverse, points)
+    matrices = _scale_matrices(wide, dimensions, reverse, points, low)
     for name, items in dimensions.items():
         x, flip = matrices[name]
         present = ~np.isnan(x)
         answered = present.sum(axis=1)
         # the sum of the answers with reverse items flipped: sum(x) over the others plus
-        # sum(points + 1 - x) over the reversed ones
+        # sum(low + high - x) over the reversed ones
         total = np.where(present, x, 0.0) @ np.where(flip, -1.0, 1.0)
         if flip.any():
-            total += (points + 1) * present[:, flip].sum(axis=1)
+            total += (2 * low + points - 1) * present[:, flip].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             score = total / answered
         enough = answered >= min_share * len(items) - 1e-9

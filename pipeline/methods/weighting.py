@@ -40,7 +40,7 @@ Percentages: rows with ``estimate == "pct_positive"`` carry ``value``, ``se``, `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 import numpy as np
@@ -64,6 +64,12 @@ class Design(StrEnum):
     EQUAL_PROB = "equal_prob"
     WEIGHTED = "weighted"
     POSTSTRATIFIED = "poststratified"
+
+
+def _threshold(positive_from: int | Mapping[str, int], item: str) -> float:
+    if isinstance(positive_from, Mapping):
+        return float(positive_from[item])
+    return float(positive_from)
 
 
 def _check_columns(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
@@ -259,7 +265,7 @@ def weighted_estimates(
         Design.WEIGHTED,
         Design.POSTSTRATIFIED,
     ),
-    positive_from: int = 4,
+    positive_from: int | Mapping[str, int] = 4,
     confidence: float = 0.95,
     headcount_col: str = "headcount",
 ) -> pd.DataFrame:
@@ -283,7 +289,8 @@ def weighted_estimates(
     designs
         One or several of ``"equal_prob"``, ``"weighted"``, ``"poststratified"``.
     positive_from
-        An answer ``>= positive_from`` counts as positive.
+        An answer ``>= positive_from`` counts as positive: one code for every item, or a
+        mapping item -> code (items on scales of different lengths).
     confidence
         Interval level.
     headcount_col
@@ -356,7 +363,7 @@ def weighted_estimates(
         y = pd.to_numeric(frame[item]).to_numpy(dtype=float)
         ok = ~np.isnan(y)
         n_ans = np.bincount(gid, weights=ok.astype(float), minlength=n_groups)
-        top = np.where(ok, (y >= positive_from).astype(float), np.nan)
+        top = np.where(ok, (y >= _threshold(positive_from, item)).astype(float), np.nan)
         wd = np.ones(len(frame)) if design is Design.EQUAL_PROB else w
         cd = cid if design is Design.POSTSTRATIFIED else None
         mean, se_mean = _linearised(y, wd, gid, cd, n_groups)
@@ -378,7 +385,7 @@ def weighted_estimates_from_counts(
         Design.WEIGHTED,
         Design.POSTSTRATIFIED,
     ),
-    positive_from: int = 4,
+    positive_from: int | Mapping[str, int] = 4,
     confidence: float = 0.95,
     headcount_col: str = "headcount",
 ) -> pd.DataFrame:
@@ -480,7 +487,7 @@ def weighted_estimates_from_counts(
         args = (cell, m, wd, gid_c, n_c, n_resp, post)
         n_ans = np.bincount(gid_c[cell], weights=m, minlength=n_groups)
         mean, se_mean = _linearised_counts(y, *args)
-        p, se_p = _linearised_counts((y >= positive_from).astype(float), *args)
+        p, se_p = _linearised_counts((y >= _threshold(positive_from, item)).astype(float), *args)
         return n_ans, mean, se_mean, p, se_p
 
     return _estimate_table(keys, by, items, designs, linearise, n_resp, population, confidence)

@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 
 from pipeline import __version__
 from pipeline.errors import SapatError
-from pipeline.instruments import Catalog, Instrument, Role
+from pipeline.instruments import Catalog, ContextRole, Instrument, Role
+from pipeline.store.tables import TABLES, Table, ddl
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sys_loads (
@@ -51,6 +52,11 @@ CREATE TABLE IF NOT EXISTS sys_loads (
     rows_loaded INTEGER NOT NULL,
     rows_quarantined INTEGER NOT NULL,
     rows_flagged INTEGER NOT NULL DEFAULT 0,
+    rows_excluded INTEGER NOT NULL DEFAULT 0,
+    layout VARCHAR NOT NULL DEFAULT 'wide',
+    duplicates VARCHAR NOT NULL DEFAULT 'exclude',
+    set_values VARCHAR,
+    content_key VARCHAR,
     status VARCHAR NOT NULL,
     replaces INTEGER,
     replaced_by INTEGER,
@@ -73,7 +79,8 @@ CREATE TABLE IF NOT EXISTS qa_flags (
     response_id BIGINT NOT NULL,
     source_row INTEGER NOT NULL,
     flag VARCHAR NOT NULL,
-    detail VARCHAR
+    detail VARCHAR,
+    excluded BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE IF NOT EXISTS fct_comments (
     load_id INTEGER NOT NULL,
@@ -92,14 +99,21 @@ CREATE TABLE IF NOT EXISTS fct_answer_counts (
     wave VARCHAR NOT NULL,
     programme VARCHAR,
     unit VARCHAR,
-    level TINYINT,
+    study_level TINYINT,
     teacher VARCHAR,
     discipline VARCHAR,
     item VARCHAR NOT NULL,
     answer TINYINT NOT NULL,
     n BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sys_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS sys_indicator_state (
+    instrument VARCHAR, wave VARCHAR, signature VARCHAR, computed_at TIMESTAMP
+);
 """
+#: Version of the layout of the store's tables; a store of another version is rebuilt
+#: from its raw files (``sapat rebuild``).
+SCHEMA_VERSION = "2"
 
 #: Columns every fct_<instrument> table has before its fields.
 BASE_COLUMNS = {
@@ -148,16 +162,64 @@ class Store:
 
     def __init__(self, path: str | Path, *, raw_dir: str | Path | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.raw_dir = Path(raw_dir) if raw_dir else self.path.parent.parent / "raw"
+        #: where the untouched originals go: the workspace's data/raw, or a folder ``raw``
+        #: beside the database file
+        self.raw_dir = Path(raw_dir) if raw_dir else self.path.parent / "raw"
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.path))
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
             raise SapatError(
-                f"cannot open the database ({exc}); is another Sapat command writing to it?",
+                f"cannot open the database ({reason}); is another Sapat command writing to "
+                "it, and may this folder be written?",
                 file=str(self.path),
             ) from exc
+        try:
+            self._check_version()
+            self.con.execute(SCHEMA)
+            for table in TABLES.values():
+                self._ensure_declared(table)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _check_version(self) -> None:
+        have = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}  # fmt: skip
+        if "sys_loads" in have and "sys_meta" not in have:
+            raise SapatError(
+                "this database was made by an older version of Sapat whose tables are laid out "
+                "differently",
+                file=str(self.path),
+                expected="a new database: move this one aside and load the files again "
+                "(the originals are in data/raw)",
+            )
         self.con.execute(SCHEMA)
+        row = self.con.execute("SELECT value FROM sys_meta WHERE key = 'schema'").fetchall()
+        if not row:
+            self.con.execute("INSERT INTO sys_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+        elif row[0][0] != SCHEMA_VERSION:
+            raise SapatError(
+                f"this database has table layout {row[0][0]}; this Sapat writes layout "
+                f"{SCHEMA_VERSION}",
+                file=str(self.path),
+                expected="a new database: move this one aside and load the files again",
+            )
+
+    def _ensure_declared(self, table: Table) -> None:
+        """Create a declared table; one whose columns differ from the declaration (an
+        older release's) is derived data: dropped, made anew and marked for recompute."""
+        have = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table.name],
+        ).fetchall()
+        want = [(c.name, c.type) for c in table.columns]
+        if have and have != want:
+            self.con.execute(f"DROP TABLE {table.name}")
+            self.con.execute("DELETE FROM sys_indicator_state")
+        self.con.execute(ddl(table))
 
     def close(self) -> None:
         self.con.close()
@@ -192,17 +254,38 @@ class Store:
         )
 
     # ------------------------------------------------------------- raw files
-    def keep_raw(self, source: Path, instrument: str, wave: str, sha256: str) -> Path:
-        """Copy the file once to data/raw/<instrument>/<wave>/<sha256>.<ext>; never modified."""
-        ext = source.suffix.lower().lstrip(".") or "bin"
-        dest = self.raw_dir / instrument / wave / f"{sha256}.{ext}"
-        if not dest.exists():
+    def raw_path(self, source: Path, instrument: str, wave: str, sha256: str) -> Path:
+        """Where the untouched original of a load is kept:
+        ``<raw_dir>/<instrument>/<wave>/<sha256>.<ext>``."""
+        ext = Path(source).suffix.lower().lstrip(".") or "bin"
+        return self.raw_dir / instrument / wave / f"{sha256}.{ext}"
+
+    def keep_raw(self, source: Path, dest: Path) -> bool:
+        """Copy the file once to ``dest`` (read-only, never modified); True when this call
+        made the copy (False: it was there already)."""
+        if dest.exists():
+            return False
+        try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(dest.suffix + ".part")
             shutil.copyfile(source, tmp)
             tmp.replace(dest)
             dest.chmod(0o444)
-        return dest
+        except OSError as exc:
+            raise SapatError(
+                f"cannot keep the original file ({exc.strerror})",
+                file=str(dest),
+                expected=f"a folder Sapat may write to for the originals ({self.raw_dir})",
+            ) from exc
+        return True
+
+    def drop_raw(self, dest: Path) -> None:
+        """Remove a copy made for a load that did not happen."""
+        try:
+            dest.chmod(0o644)
+            dest.unlink()
+        except OSError:
+            pass
 
     # --------------------------------------------------------------- writing
     @contextmanager
@@ -242,12 +325,12 @@ class Store:
 
     def ensure_fact_table(self, inst: Instrument) -> str:
         """Create fct_<instrument>, or add the columns a new version brings."""
-        table = f"fct_{inst.id}"
+        table = fact_table(inst.id)
         cols = dict(BASE_COLUMNS)
         for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME):
-            if f.context in ("programme", "unit"):
+            if f.column in cols:  # programme, unit: base columns
                 continue
-            cols[f.code] = field_sql_type(inst, f)
+            cols[f.column] = field_sql_type(inst, f)
         if not self.has_table(table):
             body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
             self.con.execute(f"CREATE TABLE {table} ({body})")
@@ -287,11 +370,11 @@ class Store:
         items = list(codes)
         if not items:
             return None
-        teacher = "teacher" if inst.has("teacher") else "NULL"
-        discipline = "discipline" if inst.has("discipline") else "NULL"
-        level = "level" if inst.has("level") else "NULL"
+        teacher = "teacher" if inst.has_context(ContextRole.TEACHER) else "NULL"
+        discipline = "discipline" if inst.has_context(ContextRole.DISCIPLINE) else "NULL"
+        level = "study_level" if inst.has_context(ContextRole.STUDY_LEVEL) else "NULL"
         keys = (f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
-                f"level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
+                f"study_level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
         counts = [f'count_if("{c}" = {v}) AS "{c}|{v}"' for c in items for v in codes[c]]
         # coalesce: count_if over a group whose answers are all missing is NULL, which
         # would make the whole sum NULL and hide the other items' odd answers
@@ -335,7 +418,7 @@ class Store:
         were written (a first load of a wave, one version); the rows excluded as
         duplicates are subtracted instead of counting the wave again.
         """
-        table = f"fct_{versions[0].id}"
+        table = fact_table(versions[0].id)
         self.con.execute(
             "DELETE FROM fct_answer_counts WHERE instrument = ? AND wave = ?",
             [versions[0].id, wave],
@@ -399,8 +482,8 @@ class Store:
                 self.con.execute(
                     """
                     INSERT INTO fct_answer_counts
-                    SELECT load_id, instrument, version, wave, programme, unit, level, teacher,
-                           discipline, split_part(k, '|', 1) AS item,
+                    SELECT load_id, instrument, version, wave, programme, unit, study_level,
+                           teacher, discipline, split_part(k, '|', 1) AS item,
                            split_part(k, '|', 2)::TINYINT AS answer, n
                     FROM (UNPIVOT (SELECT * EXCLUDE (_other) FROM _counts)
                           ON COLUMNS('\\|') INTO NAME k VALUE n)
@@ -408,6 +491,186 @@ class Store:
                     """
                 ).fetchall()
             self.con.execute("DROP TABLE _counts").fetchall()
+
+    def loads_to_replace(self, instrument: str, wave: str, dialect: str) -> list[tuple]:
+        """(load_id, file_name) of the loaded exports a newer one replaces (``--replace``)."""
+        return self.con.execute(
+            "SELECT load_id, file_name FROM sys_loads WHERE instrument = ? AND wave = ? "
+            "AND status = 'loaded' AND dialect = ?",
+            [instrument, wave, dialect],
+        ).fetchall()
+
+    def wave_has_other_rows(self, table: str, wave: str, load_id: int) -> bool:
+        return bool(self.con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? "
+            "LIMIT 1)", [wave, load_id]).fetchall()[0][0])  # fmt: skip
+
+    def submissions_seen(self, table: str, wave: str, load_id: int, keys: list[str]) -> set[str]:
+        """Which of these submission keys earlier loads of the wave hold."""
+        _keys = pd.DataFrame({"k": keys})  # noqa: F841 (a replacement scan)
+        return set(self.con.execute(
+            f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON submission_key = k "
+            "WHERE wave = ? AND load_id <> ?", [wave, load_id]).fetchdf()["submission_key"])  # fmt: skip
+
+    def load_with_content(self, instrument: str, wave: str, content: str) -> tuple | None:
+        """(load_id, file_name) of a loaded file of the wave with the same rows, if any."""
+        rows = self.con.execute(
+            "SELECT load_id, file_name FROM sys_loads WHERE instrument = ? AND wave = ? AND "
+            "status = 'loaded' AND content_key = ? LIMIT 1", [instrument, wave, content]
+        ).fetchall()  # fmt: skip
+        return rows[0] if rows else None
+
+    def wave_versions(self, table: str, wave: str) -> list[str]:
+        return [v for (v,) in self.con.execute(
+            f"SELECT DISTINCT version FROM {table} WHERE wave = ? ORDER BY 1", [wave]).fetchall()]  # fmt: skip
+
+    def flag_wave(self, inst: Instrument, wave: str, load_id: int, *,
+                  window_minutes: float, speeder_fraction: float) -> None:  # fmt: skip
+        """Decide repeated submissions over the whole wave, whatever order its files came in,
+        and flag the speeders of one load. Only evidence excludes a row:
+
+        ``repeated_submission``
+            the same submission as an earlier row (the platform's submission id; without
+            one, the same submission time and answers) — excluded;
+        ``same_person_same_answers``
+            the same respondent (pseudonymous e-mail key) with the same answers within
+            ``window_minutes`` of their earlier submission — excluded;
+        ``same_person``
+            the same respondent again with other answers — flagged for a look;
+        ``identical_answers``
+            the same answers as an earlier row, nothing else in common — flagged only
+            (straight-liners and short forms give identical answers honestly).
+
+        A load whose policy is ``flag`` keeps its repeats (flagged, not excluded); ``off``
+        gets none of these flags. The earliest submission of a group counts (then load
+        order, then row). Teaching evaluations compare rows of the same teacher and
+        discipline only.
+        """
+        con = self.con
+        table = fact_table(inst.id)
+        part = [r.value for r in (ContextRole.TEACHER, ContextRole.DISCIPLINE)
+                if inst.has_context(r)]  # fmt: skip
+        order = "submitted_at NULLS LAST, load_id, source_row"
+        rules = ("repeated_submission", "same_person_same_answers", "same_person",
+                 "identical_answers", "duplicate")  # fmt: skip
+        con.execute(
+            f"DELETE FROM qa_flags WHERE flag IN (SELECT unnest($rules)) AND load_id IN "
+            f"(SELECT DISTINCT load_id FROM {table} WHERE wave = $wave)",
+            {"rules": list(rules), "wave": wave},
+        ).fetchall()
+        con.execute(f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded",
+                    [wave]).fetchall()  # fmt: skip
+
+        def later_rows(key: str, rule: str, detail: str, where: str = "TRUE",
+                       window: float | None = None) -> None:  # fmt: skip
+            # only keys seen twice can repeat: number the rows of those partitions (found
+            # by a hash of the key, which keeps the grouping small)
+            keys = ", ".join([key, *part])
+            within = ""
+            if window is not None:
+                within = ("AND prev_at IS NOT NULL AND submitted_at IS NOT NULL AND "
+                          "submitted_at - prev_at <= to_minutes($window::BIGINT)")  # fmt: skip
+            con.execute(
+                f"""
+                INSERT INTO qa_flags
+                SELECT load_id, response_id, source_row, $rule, $detail, FALSE
+                FROM (
+                    SELECT load_id, response_id, source_row, submitted_at,
+                           row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS k,
+                           lag(submitted_at) OVER (PARTITION BY {keys} ORDER BY {order})
+                               AS prev_at
+                    FROM {table}
+                    WHERE wave = $wave AND {where} AND hash({keys}) IN (
+                        SELECT hash({keys}) AS h FROM {table} WHERE wave = $wave AND {where}
+                        GROUP BY h HAVING count(*) > 1)
+                      AND response_id NOT IN (
+                        SELECT response_id FROM qa_flags WHERE flag IN (SELECT unnest($rules)))
+                ) WHERE k > 1 {within}
+                """,
+                {
+                    "wave": wave,
+                    "rules": list(rules),
+                    "rule": rule,
+                    "detail": detail,
+                    **({"window": int(window)} if window is not None else {}),
+                },
+            ).fetchall()
+
+        later_rows(
+            "submission_key",
+            "repeated_submission",
+            "the same submission as an earlier row",
+            "submission_key IS NOT NULL",
+        )
+        later_rows(
+            "person_key, dup_key",
+            "same_person_same_answers",
+            "the same respondent with the same answers shortly after",
+            "person_key IS NOT NULL",
+            window=window_minutes,
+        )
+        later_rows(
+            "person_key",
+            "same_person",
+            "the same respondent again, other answers",
+            "person_key IS NOT NULL",
+        )
+        later_rows(
+            "dup_key",
+            "identical_answers",
+            "the same answers as an earlier row (kept: not evidence of a repeat)",
+        )
+        # the policy of each row's load: exclude, flag (keep), or off (no such flags)
+        con.execute(
+            """DELETE FROM qa_flags WHERE flag IN (SELECT unnest($rules)) AND load_id IN (
+                    SELECT load_id FROM sys_loads WHERE duplicates = 'off')""",
+            {"rules": list(rules)},
+        ).fetchall()
+        con.execute(
+            """UPDATE qa_flags SET excluded = TRUE
+               WHERE flag IN ('repeated_submission', 'same_person_same_answers') AND load_id IN (
+                   SELECT load_id FROM sys_loads WHERE duplicates = 'exclude')"""
+        ).fetchall()
+        con.execute(
+            f"""UPDATE {table} SET excluded = TRUE WHERE wave = ? AND response_id IN (
+                  SELECT response_id FROM qa_flags WHERE excluded)""",
+            [wave],
+        ).fetchall()
+        con.execute(
+            f"""
+            INSERT INTO qa_flags
+            SELECT load_id, response_id, source_row, 'speeder',
+                   'completed in ' || round(duration_s) || ' s, under '
+                   || round(100 * $fraction) || ' % of the median ('
+                   || round(med) || ' s)', FALSE
+            FROM {table}, (SELECT median(duration_s) AS med FROM {table} WHERE load_id = $load)
+            WHERE load_id = $load AND duration_s IS NOT NULL AND duration_s < med * $fraction
+            """,
+            {"load": load_id, "fraction": float(speeder_fraction)},
+        ).fetchall()
+        # every load of the wave: its flagged and excluded counts, as `sapat loads` shows
+        con.execute(
+            """UPDATE sys_loads SET
+                   rows_flagged = (SELECT count(DISTINCT f.response_id) FROM qa_flags f
+                                   WHERE f.load_id = sys_loads.load_id),
+                   rows_excluded = (SELECT count(DISTINCT f.response_id) FROM qa_flags f
+                                    WHERE f.load_id = sys_loads.load_id AND f.excluded)
+               WHERE instrument = ? AND wave = ? AND status = 'loaded'""",
+            [inst.id, wave],
+        ).fetchall()
+
+    def flag_counts(self, load_id: int) -> dict[str, int]:
+        """Rows per flag of a load, with ``_flagged`` (rows with any flag) and
+        ``_excluded`` (rows excluded as repeats)."""
+        rows = self.con.execute(
+            """SELECT flag, count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?
+               GROUP BY flag ORDER BY flag""", [load_id]).fetchall()  # fmt: skip
+        out = {flag: int(n) for flag, n in rows}
+        flagged, excluded = self.con.execute(
+            "SELECT rows_flagged, rows_excluded FROM sys_loads WHERE load_id = ?", [load_id]
+        ).fetchall()[0]
+        out["_flagged"], out["_excluded"] = int(flagged), int(excluded)
+        return out
 
     def write_manifest(self, row: dict) -> None:
         row = {**row, "loaded_at": datetime.now(), "tool_version": __version__}
@@ -417,7 +680,7 @@ class Store:
 
     def supersede(self, old_load_id: int, new_load_id: int, instrument: str) -> None:
         """Take an earlier load's rows out (``--replace``); its manifest row stays."""
-        table = f"fct_{instrument}"
+        table = fact_table(instrument)
         for t in (table, "fct_answer_counts", "fct_comments", "qa_flags"):
             if self.has_table(t):
                 self.con.execute(f"DELETE FROM {t} WHERE load_id = ?", [old_load_id])
@@ -460,6 +723,158 @@ class Store:
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dim")
             self.con.unregister("_dim")
 
+    # ------------------------------------------------- indicator inputs and outputs
+    def loaded_waves(self, instrument: str | None = None) -> pd.DataFrame:
+        """(instrument, wave) pairs holding loaded files, with ``has_ids``: false when a
+        load of that wave is a long-format export without respondent ids."""
+        return self.con.execute(
+            """SELECT instrument, wave, bool_and(layout <> 'long_no_id') AS has_ids
+               FROM sys_loads WHERE status = 'loaded' AND (? IS NULL OR instrument = ?)
+               GROUP BY ALL ORDER BY ALL""",
+            [instrument, instrument],
+        ).fetchdf()
+
+    def touched(self, signature: str, full: bool) -> pd.DataFrame:
+        """(instrument, wave, signature) whose loads or statistical choices changed since
+        their indicators were computed (all with ``full``)."""
+        now = self.con.execute(
+            """SELECT instrument, wave, string_agg(load_id::VARCHAR || ':' || status, ','
+                      ORDER BY load_id) || ' | ' || ? AS signature
+               FROM sys_loads WHERE instrument IS NOT NULL GROUP BY ALL""",
+            [signature],
+        ).fetchdf()
+        if full:
+            return now
+        before = self.con.execute(
+            "SELECT instrument, wave, signature FROM sys_indicator_state").fetchdf()  # fmt: skip
+        merged = now.merge(before, on=["instrument", "wave"], how="left", suffixes=("", "_old"))
+        changed = merged["signature"] != merged["signature_old"]
+        return merged.loc[changed, ["instrument", "wave", "signature"]].reset_index(drop=True)
+
+    def mark_computed(self, touched: pd.DataFrame) -> None:
+        _touched = touched[["instrument", "wave", "signature"]]  # noqa: F841 (replacement scan)
+        self.con.execute("DELETE FROM sys_indicator_state WHERE (instrument, wave) IN "
+                         "(SELECT (instrument, wave) FROM _touched)")  # fmt: skip
+        self.con.execute("INSERT INTO sys_indicator_state SELECT instrument, wave, signature, "
+                         "now() FROM _touched")  # fmt: skip
+
+    def replace_rows(self, name: str, frame: pd.DataFrame | None, keys: pd.DataFrame) -> None:
+        """Replace the rows of a declared table for the (instrument, wave) ``keys`` by
+        ``frame`` (its columns a subset of the declaration's; the rest NULL)."""
+        table = TABLES[name]
+        if not keys.empty:
+            _keys = keys[list(table.replaced_by)].drop_duplicates()  # noqa: F841
+            on = ", ".join(table.replaced_by)
+            self.con.execute(f"DELETE FROM {table.name} WHERE ({on}) IN "
+                             f"(SELECT ({on}) FROM _keys)")  # fmt: skip
+        if frame is None or frame.empty:
+            return
+        unknown = [c for c in frame.columns if c not in table.names]
+        if unknown:
+            raise ValueError(f"{name}: columns {unknown} are not declared in store/tables.py")
+        _new = frame  # noqa: F841 (a replacement scan)
+        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        self.con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _new")
+
+    def answer_counts(self, instrument: str, waves: list[str], rollup: pd.DataFrame,
+                      teacher: bool, university: str) -> pd.DataFrame:  # fmt: skip
+        """Valid answers (code >= 0) per wave × org level × unit × item × answer, rolled up
+        the org tree (``rollup``: unit → programme, department, faculty) and, with
+        ``teacher``, per teacher."""
+        _lookup = rollup  # noqa: F841 (a replacement scan)
+        src = """SELECT c.wave, c.item, c.answer, c.n, c.teacher, l.programme, l.department,
+                        l.faculty
+                 FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
+                 WHERE c.instrument = $instrument AND c.answer >= 0
+                   AND c.wave IN (SELECT unnest($waves))"""
+        frame = (
+            self.con.sql(
+                _rollup_sql(src, "wave, item, answer", "sum(n)::BIGINT AS count", teacher),
+                params={"instrument": instrument, "waves": waves, "university": university},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
+        return frame
+
+    def respondent_counts(self, instrument: str, waves: list[str], rollup: pd.DataFrame,
+                          teacher: bool, university: str) -> pd.DataFrame:  # fmt: skip
+        """Respondents (rows not excluded) per wave × org level × unit."""
+        _lookup = rollup  # noqa: F841
+        teacher_col = "f.teacher" if teacher else "NULL"
+        src = f"""SELECT f.wave, {teacher_col} AS teacher, l.programme, l.department, l.faculty
+                  FROM {fact_table(instrument)} f LEFT JOIN _lookup l ON l.unit = f.unit
+                  WHERE NOT f.excluded AND f.wave IN (SELECT unnest($waves))"""
+        return (
+            self.con.sql(
+                _rollup_sql(src, "wave", "count(*) AS respondents", teacher),
+                params={"waves": waves, "university": university},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
+
+    def respondent_rows(self, instrument: str, wave: str, columns: list[str],
+                        rollup: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:  # fmt: skip
+        """One row per respondent of a wave (not excluded): response_id, programme, unit,
+        department, faculty, the ``extra`` columns as stored (teacher, study_level), and
+        ``columns`` as float64 with declared non-answers (negative codes) as NaN."""
+        table = fact_table(instrument)
+        have = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()}  # fmt: skip
+        cols = "".join(f', CASE WHEN f."{c}" >= 0 THEN f."{c}"::DOUBLE END AS "{c}"'
+                       for c in columns if c in have)  # fmt: skip
+        extras = "".join(f', f."{c}"' if c in have else f', NULL AS "{c}"' for c in extra)
+        _lookup = rollup  # noqa: F841
+        return (
+            self.con.sql(
+                f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
+                FROM {table} f LEFT JOIN _lookup l ON l.unit = f.unit
+                WHERE f.wave = $wave AND NOT f.excluded""",
+                params={"wave": wave},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
+
+    def cell_answer_counts(self, instrument: str, wave: str, items: list[str],
+                           rollup: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+        """Valid answers per programme × faculty × item × answer (post-stratification)."""
+        _lookup = rollup  # noqa: F841
+        return self.con.execute(
+            """SELECT c.programme, l.faculty, c.item, c.answer::DOUBLE AS answer,
+                      sum(c.n)::BIGINT AS count
+               FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
+               WHERE c.instrument = $instrument AND c.wave = $wave AND c.answer >= 0
+                 AND c.item IN (SELECT unnest($items))
+               GROUP BY ALL""",
+            {"instrument": instrument, "wave": wave, "items": items},
+        ).fetchdf()
+
+
+def _rollup_sql(source: str, cols: str, agg: str, teacher: bool) -> str:
+    """SQL rolling rows with columns programme, department, faculty (and teacher) up to
+    every org level: one result row per (``cols``, org_level, unit). The university's
+    code is the query parameter ``$university``."""
+    levels = [("'university'", "$university", "TRUE"), ("'faculty'", "faculty", "faculty"),
+              ("'department'", "department", "department"),
+              ("'programme'", "programme", "programme")]  # fmt: skip
+    if teacher:
+        levels.append(("'teacher'", "teacher", "teacher"))
+    parts = [
+        f"SELECT {cols}, {level} AS org_level, {unit}::VARCHAR AS unit, {agg} FROM src "
+        + ("" if cond == "TRUE" else f"WHERE {cond} IS NOT NULL ")
+        + "GROUP BY ALL"
+        for level, unit, cond in levels
+    ]
+    return f"WITH src AS MATERIALIZED ({source}) " + " UNION ALL ".join(parts)
+
+
+def fact_table(instrument: str) -> str:
+    """The typed-answer table of a questionnaire (its id is a checked code)."""
+    return f"fct_{instrument}"
+
 
 def scale_codes(inst: Instrument) -> dict[str, list[int]]:
     """The answer codes of each scale item and outcome of a questionnaire version."""
@@ -471,8 +886,11 @@ def scale_codes(inst: Instrument) -> dict[str, list[int]]:
 
 
 #: The group columns of :func:`count_answers` and :meth:`Store.wide_counts`, in order.
-COUNT_GROUP = ("load_id", "instrument", "version", "wave", "programme", "unit", "level",
+COUNT_GROUP = ("load_id", "instrument", "version", "wave", "programme", "unit", "study_level",
                "teacher", "discipline")  # fmt: skip
+#: Columns of the count group that come from a context role, when the questionnaire has it.
+_ROLE_KEYS = {"study_level": ContextRole.STUDY_LEVEL, "teacher": ContextRole.TEACHER,
+              "discipline": ContextRole.DISCIPLINE}  # fmt: skip
 
 
 def count_answers(inst: Instrument, facts: pa.Table, constants: dict) -> pa.Table | None:
@@ -487,8 +905,9 @@ def count_answers(inst: Instrument, facts: pa.Table, constants: dict) -> pa.Tabl
     if not codes:
         return None
     n = facts.num_rows
-    keys = [c for c in ("programme", "unit", "level", "teacher", "discipline")
-            if c in facts.column_names and (c in ("programme", "unit") or inst.has(c))]  # fmt: skip
+    keys = [c for c in ("programme", "unit", "study_level", "teacher", "discipline")
+            if c in facts.column_names
+            and (c in ("programme", "unit") or inst.has_context(_ROLE_KEYS[c]))]  # fmt: skip
     group = np.zeros(n, dtype=np.int64)
     for k in keys:  # mixed radix over each key's distinct values (missing = its own)
         column = facts.column(k)
@@ -506,8 +925,8 @@ def count_answers(inst: Instrument, facts: pa.Table, constants: dict) -> pa.Tabl
         elif name in keys and not pa.types.is_null(facts.column(name).type):
             out[name] = facts.column(name).take(pa.array(first)).combine_chunks()
         else:
-            out[name] = pa.nulls(n_groups, pa.int8() if name == "level" else pa.string())
-    out["level"] = pc.cast(out["level"], pa.int8())
+            out[name] = pa.nulls(n_groups, pa.int8() if name == "study_level" else pa.string())
+    out["study_level"] = pc.cast(out["study_level"], pa.int8())
     other = np.zeros(n_groups, dtype=np.int64)
     for item, item_codes in codes.items():
         width = len(item_codes) + 1  # the codes, then "other"

@@ -260,7 +260,7 @@ class Generator:
                 na = rng.random(n) < NA_RATE
                 if f.dimension == "dormitory":
                     na |= dorm
-                col[na] = 0
+                col[na] = scale.by_name(scale.not_applicable).code
             col[rng.random(n) < MISSING_RATE] = pd.NA
             frame[f.code] = col
         for f in inst.outcomes:
@@ -301,7 +301,7 @@ class Generator:
         if key == "unit":
             return units["unit"].to_numpy()
         scale = self.inst.scale_of(f)
-        if key == "level":
+        if key == "study_level":
             levels = units["level"].replace("", "bachelor").to_numpy()
             return pd.array([scale.by_name(lv).code for lv in levels], dtype="Int8")
         if key == "year_of_study":

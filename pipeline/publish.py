@@ -1,0 +1,274 @@
+"""The one door out: every indicator that leaves Sapat is read here, gated and scoped.
+
+:func:`read` returns a declared ``ind_*`` table already passed through its disclosure
+rule (:mod:`pipeline.store.tables`) and limited to the units the viewer may see. The
+CLI, the notebook, the dashboard and the review pack read indicators only through it.
+
+Who sees what (:class:`Viewer`)
+-------------------------------
+``quality_office``, ``rector``
+    everything.
+``dean``
+    their faculty-level unit and every unit below it, the teachers of its departments,
+    and the university (the reference beside every unit).
+``programme_leader``
+    their programme(s) and the university.
+``teacher``
+    their own teaching evaluations (teacher rows with their code) and the university.
+
+Whole-university tables (alpha, key drivers, post-stratified estimates, Kruskal-Wallis)
+are shown to every role but teachers. Gating runs on the whole slice before rows are
+scoped, so a viewer sees exactly the cells everyone sees, never a complement.
+
+This module imports no statistics library: reading stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.config import MIN_N_FLOOR
+from pipeline.errors import SapatError, UsageError
+from pipeline.methods.disclosure import suppress
+from pipeline.store.tables import BY_CLI_NAME, TABLES, Table
+
+
+class ViewerRole(StrEnum):
+    QUALITY_OFFICE = "quality_office"
+    RECTOR = "rector"
+    DEAN = "dean"
+    PROGRAMME_LEADER = "programme_leader"
+    TEACHER = "teacher"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading: a role and the units it covers (a dean's faculty, a programme
+    leader's programmes, a teacher's own code)."""
+
+    role: ViewerRole
+    units: tuple[str, ...] = ()
+
+    @property
+    def everything(self) -> bool:
+        return self.role in (ViewerRole.QUALITY_OFFICE, ViewerRole.RECTOR)
+
+
+#: The quality office: sees every unit (the CLI's and the notebook's viewer).
+OFFICE = Viewer(ViewerRole.QUALITY_OFFICE)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The reporting tree the gate and the scoping need (from the org registry)."""
+
+    parents: Mapping[str, str]
+    university: str
+    #: teacher code -> department code
+    teacher_department: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, reg) -> Tree:
+        teachers = dict(zip(reg.teachers["teacher_code"], reg.teachers["department_code"],
+                            strict=True))  # fmt: skip
+        return cls(parents=dict(reg.parents), university=reg.university,
+                   teacher_department=teachers)  # fmt: skip
+
+    def ancestors(self, unit: str) -> list[str]:
+        out, cur, seen = [], self.parents.get(unit), set()
+        while cur and cur not in seen:
+            seen.add(cur)
+            out.append(cur)
+            cur = self.parents.get(cur)
+        return out
+
+    def scope(self, viewer: Viewer) -> set[str] | None:
+        """Units the viewer may see (None: all)."""
+        if viewer.everything:
+            return None
+        roots = set(viewer.units)
+        if viewer.role is ViewerRole.TEACHER:
+            return roots | {self.university}
+        if viewer.role is ViewerRole.PROGRAMME_LEADER:
+            return roots | {self.university}
+        inside = {u for u in self.parents if u in roots or roots & set(self.ancestors(u))}
+        return inside | roots | {self.university}
+
+
+def table_of(name: str) -> Table:
+    """A declared table by its stored name (``ind_items``) or CLI name (``items``)."""
+    if name in TABLES:
+        return TABLES[name]
+    if name in BY_CLI_NAME:
+        return BY_CLI_NAME[name]
+    from pipeline.instruments import closest
+
+    raise UsageError(
+        f"unknown table {name!r}" + closest(name, BY_CLI_NAME),
+        expected=", ".join(BY_CLI_NAME),
+    )
+
+
+def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a database or published snapshot."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(
+            "there is no database yet: load files with `sapat ingest` first", file=str(path)
+        )
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise SapatError(
+            f"cannot open the database ({exc}); if another Sapat command is writing to it, "
+            "wait for it to finish and try again",
+            file=str(path),
+        ) from exc
+
+
+def _where(filters: Mapping[str, object], table: Table) -> tuple[str, list]:
+    """A WHERE clause over declared columns (identifiers from the declaration only,
+    values bound as parameters)."""
+    parts, params = [], []
+    for col, value in filters.items():
+        if value is None:
+            continue
+        if col not in table.names:
+            raise UsageError(f"{table.cli_name or table.name} has no column {col!r}",
+                             expected=", ".join(table.names))  # fmt: skip
+        if isinstance(value, list | tuple | set | frozenset):
+            parts.append(f'"{col}" IN (SELECT unnest(?))')
+            params.append(list(value))
+        else:
+            parts.append(f'"{col}" = ?')
+            params.append(value)
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def read(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    viewer: Viewer,
+    tree: Tree,
+    min_n: int,
+    filters: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """A declared indicator table, gated and limited to what ``viewer`` may see.
+
+    ``filters``: column → value (or list of values). Filters on the table's slice
+    columns are applied before the gate (a slice is gated on its own); the others after.
+
+    Returns the declared columns plus ``suppressed`` and ``suppression_reason``.
+    """
+    t = table_of(table)
+    if min_n < MIN_N_FLOOR:
+        raise UsageError(f"min_n must be at least {MIN_N_FLOOR}", value=min_n)
+    filters = dict(filters or {})
+    if not t.unit_columns and viewer.role is ViewerRole.TEACHER:
+        return _empty(t)
+    before = {k: v for k, v in filters.items() if k in t.slice_by or t.rule != "units"}
+    after = {k: v for k, v in filters.items() if k not in before}
+    where, params = _where(before, t)
+    cols = ", ".join(f'"{c}"' for c in t.names)
+    order = ", ".join(f'"{c}"' for c in t.key)
+    frame = con.execute(f"SELECT {cols} FROM {t.name}{where} ORDER BY {order}", params).fetchdf()
+    frame = gate(frame, t, tree, min_n)
+    for col, value in after.items():
+        if value is None:
+            continue
+        if col not in frame:
+            raise UsageError(f"{t.cli_name} has no column {col!r}", expected=", ".join(t.names))
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+        frame = frame[frame[col].isin(values)]
+    scope = tree.scope(viewer)
+    if scope is not None:
+        for col in t.unit_columns:
+            frame = frame[frame[col].isin(scope)]
+    return frame.reset_index(drop=True)
+
+
+def _empty(t: Table) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in t.names}).assign(
+        suppressed=pd.Series(dtype=bool), suppression_reason=pd.Series(dtype=object)
+    )
+
+
+def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
+    """Apply a table's disclosure rule (see :mod:`pipeline.store.tables`)."""
+    if frame.empty:
+        return frame.assign(suppressed=pd.Series(dtype=bool),
+                            suppression_reason=pd.Series(dtype=object))  # fmt: skip
+    if t.rule == "none":
+        return frame.assign(suppressed=False, suppression_reason=None)
+    if t.rule == "comparison":
+        return _gate_comparisons(frame, t, min_n)
+    labels = [c for c in t.labels if c not in t.slice_by and c != "unit"]
+    n_col = t.n_columns[0]
+    is_teacher = frame["org_level"] == "teacher"
+    parts = []
+    for part, parents in ((frame[~is_teacher], tree.parents),
+                          (frame[is_teacher], tree.teacher_department)):  # fmt: skip
+        if part.empty:
+            continue
+        parts.append(suppress(part, n_col=n_col, min_n=min_n, hierarchy=dict(parents),
+                              unit_col="unit", by=list(t.slice_by), labels=labels))  # fmt: skip
+    return pd.concat(parts).loc[frame.index]
+
+
+def _gate_comparisons(frame: pd.DataFrame, t: Table, min_n: int) -> pd.DataFrame:
+    """Blank the statistics of rows resting on a group smaller than ``min_n``."""
+    out = frame.copy()
+    small = np.zeros(len(out), dtype=bool)
+    for c in t.n_columns:
+        small |= pd.to_numeric(out[c], errors="coerce").fillna(0).to_numpy() < min_n
+    keep = set(t.labels)
+    for c in (c for c in out.columns if c not in keep):
+        if pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].astype("float64").mask(small)
+        else:
+            out[c] = out[c].astype(object).mask(small, None)
+    out["suppressed"] = small
+    out["suppression_reason"] = np.where(small, "small_cell", None)
+    return out
+
+
+def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]]:
+    """Display names in ``lang`` of units, items, dimensions and questionnaires known to
+    the store: {"unit": {code: name}, "item": {...}, ...} (codes stay their own name when
+    no label is declared)."""
+    out: dict[str, dict[str, str]] = {"unit": {}, "item": {}, "dimension": {}}
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}  # fmt: skip
+    if "dim_units" in have:
+        for code, *labels in con.execute(
+            "SELECT code, name_ky, name_ru, name_en FROM dim_units").fetchall():  # fmt: skip
+            out["unit"][code] = _pick(
+                dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
+            )
+    if "dim_items" in have:
+        for item, dim, *labels in con.execute(
+            "SELECT item, dimension, label_ky, label_ru, label_en, dimension_label_ky, "
+            "dimension_label_ru, dimension_label_en FROM dim_items").fetchall():  # fmt: skip
+            out["item"][item] = _pick(dict(zip(("ky", "ru", "en"), labels[:3], strict=True)),
+                                      lang, item)  # fmt: skip
+            if dim:
+                out["dimension"][dim] = _pick(
+                    dict(zip(("ky", "ru", "en"), labels[3:], strict=True)), lang, dim)  # fmt: skip
+    return out
+
+
+def _pick(labels: dict, lang: str, fallback: str) -> str:
+    return labels.get(lang) or next((v for v in labels.values() if v), fallback)
+
+
+def tables() -> Sequence[str]:
+    """The CLI names of the readable tables."""
+    return list(BY_CLI_NAME)
