@@ -15,3 +15,17 @@ REFERENCE_DIR = DATA_DIR / "reference"
 def reference_dir() -> Path:
     """The R `survey` reference kit (CC0), copied from shared/reference."""
     return REFERENCE_DIR
+
+
+@pytest.fixture
+def batsu_workspace(tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the BatSU example workspace, made the commands' workspace
+    (SAPAT_WORKSPACE), with its own pseudonymisation key."""
+    from pipeline.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws", "batsu")
+    monkeypatch.setenv("SAPAT_WORKSPACE", str(root))
+    monkeypatch.setenv("SAPAT_KEY_FILE", str(tmp_path / "keys" / "pseudonym.key"))
+    for var in ("SAPAT_DB", "SAPAT_MIN_N", "SAPAT_CONFIDENCE", "SAPAT_LANG", "SAPAT_DUPLICATES"):
+        monkeypatch.delenv(var, raising=False)
+    return root

@@ -64,7 +64,7 @@ def test_synth_writes_files_and_summary(tmp_path):
     assert "rows in" in result.output
 
 
-def test_instruments_commands(tmp_path):
+def test_instruments_commands(batsu_workspace):
     assert runner.invoke(app, ["instruments", "check"]).exit_code == 0
     listed = runner.invoke(app, ["instruments", "list", "--json"])
     rows = json.loads(listed.output)
@@ -75,7 +75,7 @@ def test_instruments_commands(tmp_path):
     assert bad.exit_code == 1 and "unknown questionnaire" in bad.output
 
 
-def test_org_commands():
+def test_org_commands(batsu_workspace):
     assert runner.invoke(app, ["org", "check"]).exit_code == 0
     shown = runner.invoke(app, ["org", "show"])
     assert shown.exit_code == 0 and "BatSU" in shown.output

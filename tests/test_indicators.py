@@ -10,17 +10,25 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from pipeline.gate import gate_comparisons, gate_units
-from pipeline.indicators import compute, unit_tables
+from pipeline.config import Statistics
+from pipeline.indicators import recompute
 from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key
 from pipeline.instruments import example_catalog
+from pipeline.publish import Tree, gate
 from pipeline.registry import example_registry
 from pipeline.store import Store
+from pipeline.store.tables import TABLES
 from pipeline.synth import synthesize
 
 CAT = example_catalog()
 REG = example_registry()
+STATS = Statistics()
+
+
+def compute(path, full=False):
+    with Store(path) as store:
+        return recompute(store, REG, CAT, STATS, full=full)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +41,8 @@ def db(tmp_path_factory):
         for meta in truth["files"]:
             r = ingest_file(root / "exports" / meta["file"], store, CAT, REG, key=key)
             assert r.status == "loaded"
+    compute(path, full=True)
     con = duckdb.connect(str(path))
-    compute(con, REG, CAT, full=True)
     yield root, truth, con, key
     con.close()
 
@@ -49,7 +57,7 @@ def test_item_indicators_match_a_direct_computation(db):
     _, _, con, _ = db
     f = _faculty_frame(con)
     ind = con.execute(
-        "SELECT * FROM ind_items WHERE level = 'faculty' AND item = 'se_overall'"
+        "SELECT * FROM ind_items WHERE org_level = 'faculty' AND item = 'se_overall'"
     ).fetchdf()
     for row in ind.itertuples():
         v = f.loc[(f["wave"] == row.wave) & (f["faculty"] == row.unit), "se_overall"]
@@ -58,16 +66,43 @@ def test_item_indicators_match_a_direct_computation(db):
         assert row.mean == pytest.approx(v.mean(), rel=1e-12)
         assert row.sd == pytest.approx(v.std(ddof=1), rel=1e-12)
         assert row.pct_positive == pytest.approx(100 * (v >= 4).mean(), rel=1e-12)
-        n_eff = row.n * (row.headcount - 1) / (row.headcount - row.n)  # Wilson with FPC
+        # Wilson, with the finite population correction where the response rate allows it
+        n_eff = row.n * (row.headcount - 1) / (row.headcount - row.n) if row.fpc else row.n
+        assert row.fpc == (row.response_rate >= 0.5)
         lo, hi = proportion_confint((v >= 4).mean() * n_eff, n_eff, method="wilson")
         assert row.pct_positive_ci_low == pytest.approx(100 * lo, rel=1e-9)
         assert row.pct_positive_ci_high == pytest.approx(100 * hi, rel=1e-9)
 
 
+def test_finite_population_correction_where_the_setting_says(db, tmp_path):
+    """fpc = on: every unit with a headcount holding its respondents; the interval is
+    Wilson with the effective n = n (N - 1) / (N - n); off: none."""
+    import shutil
+
+    root, _, con, _ = db
+    path = tmp_path / "copy.duckdb"
+    con.execute("CHECKPOINT")
+    shutil.copyfile(root / "sapat.duckdb", path)
+    for mode in ("on", "off"):
+        with Store(path) as store:
+            recompute(store, REG, CAT, Statistics(fpc=mode), full=True)
+        c = duckdb.connect(str(path), read_only=True)
+        ind = c.execute("SELECT * FROM ind_items WHERE org_level = 'faculty' AND item = "
+                        "'se_overall'").fetchdf()  # fmt: skip
+        c.close()
+        assert ind["fpc"].all() if mode == "on" else not ind["fpc"].any()
+        for row in ind.itertuples():
+            x = round(row.pct_positive * row.n / 100)
+            n_eff = row.n * (row.headcount - 1) / (row.headcount - row.n) if mode == "on" else row.n
+            lo, hi = proportion_confint(x / row.n * n_eff, n_eff, method="wilson")
+            assert row.pct_positive_ci_low == pytest.approx(100 * lo, rel=1e-9)
+            assert row.pct_positive_ci_high == pytest.approx(100 * hi, rel=1e-9)
+
+
 def test_response_rates_use_headcounts(db):
     _, _, con, _ = db
     r = con.execute(
-        "SELECT * FROM ind_response WHERE instrument = 'student_experience' AND level = 'faculty'"
+        "SELECT * FROM ind_response WHERE instrument = 'student_experience' AND org_level = 'faculty'"
     ).fetchdf()
     assert (r["response_rate"].between(0.05, 0.95)).all()
     assert ((r["respondents"] / r["headcount"]) == r["response_rate"]).all()
@@ -77,7 +112,7 @@ def test_planted_changes_are_found_after_correction(db):
     _, truth, con, _ = db
     for ch in truth["planted_changes"]:
         rows = con.execute(
-            "SELECT test, p_adjusted, estimate, family_size FROM ind_changes WHERE level = "
+            "SELECT test, p_adjusted, estimate, family_size FROM ind_changes WHERE org_level = "
             "'faculty' AND unit = ? AND item = ? AND wave = ?",
             [ch["unit"], ch["item"], ch["wave_to"]],
         ).fetchdf()
@@ -91,7 +126,7 @@ def test_null_changes_rarely_flagged(db):
     _, truth, con, _ = db
     planted = {(c["unit"], c["item"]) for c in truth["planted_changes"]}
     rows = con.execute(
-        "SELECT unit, item, wave, family, p_adjusted FROM ind_changes WHERE level = 'faculty' "
+        "SELECT unit, item, wave, family, p_adjusted FROM ind_changes WHERE org_level = 'faculty' "
         "AND instrument = 'student_experience' AND test = 'two_proportion_z'"
     ).fetchdf()
     rows = rows[[(u, i) not in planted for u, i in zip(rows["unit"], rows["item"], strict=True)]]
@@ -110,7 +145,7 @@ def test_units_that_truly_differ_stand_out_against_the_rest(db):
         if d["instrument"] != "student_experience":
             continue
         rows = con.execute(
-            "SELECT wave, estimate, p_adjusted FROM ind_benchmark WHERE level = 'faculty' "
+            "SELECT wave, estimate, p_adjusted FROM ind_benchmark WHERE org_level = 'faculty' "
             "AND unit = ? AND item = 'se_overall' AND test = 'two_proportion_z'",
             [d["unit"]],
         ).fetchdf()
@@ -156,7 +191,7 @@ def test_graduate_outcomes_match_direct_counts(db):
     seek = scale.by_name("unemployed_seeking").code
     out = con.execute(
         "SELECT wave, n, value FROM ind_outcomes WHERE measure = 'employment_rate' "
-        "AND level = 'university'").fetchdf()  # fmt: skip
+        "AND org_level = 'university'").fetchdf()  # fmt: skip
     for row in out.itertuples():
         s = g.loc[g["wave"] == row.wave, "gr_emp_status"]
         labour = s.isin(work | {seek})
@@ -166,10 +201,11 @@ def test_graduate_outcomes_match_direct_counts(db):
 
 def test_no_visible_cell_rests_on_a_small_group(db):
     _, _, con, _ = db
-    _, parent = unit_tables(REG)
+    tree = Tree.of(REG)
+    parent = tree.parents
     for table in ("ind_items", "ind_dimensions", "ind_outcomes"):
         frame = con.execute(f"SELECT * FROM {table}").fetchdf()
-        gated = gate_units(frame, table, parent, 5)
+        gated = gate(frame, TABLES[table], tree, 5)
         visible = gated[~gated["suppressed"]]
         assert (visible["n"] >= 5).all(), table
         hidden = gated[gated["suppressed"]]
@@ -179,12 +215,14 @@ def test_no_visible_cell_rests_on_a_small_group(db):
         slices = [c for c in ("instrument", "wave", "item", "dimension", "measure") if c in gated]
         gated["parent"] = gated["unit"].map(parent)
         vis_units = set(zip(*[visible[c] for c in slices], visible["unit"], strict=True))
-        fam = gated[gated["level"] != "teacher"].groupby([*slices, "parent"])
+        fam = gated[gated["org_level"] != "teacher"].groupby([*slices, "parent"])
         for keys, rows in fam:
             if (*keys[:-1], keys[-1]) not in vis_units:
                 continue
             assert rows["suppressed"].sum() != 1, (table, keys)
-    changes = gate_comparisons(con.execute("SELECT * FROM ind_changes").fetchdf(), 5)
+    changes = gate(
+        con.execute("SELECT * FROM ind_changes").fetchdf(), TABLES["ind_changes"], tree, 5
+    )
     shown = changes[~changes["suppressed"]]
     assert (shown[["n_from", "n_to"]] >= 5).all().all()
 
@@ -192,24 +230,26 @@ def test_no_visible_cell_rests_on_a_small_group(db):
 def test_recompute_is_incremental_and_equals_a_full_one(db, tmp_path):
     """Runs last: it closes the module's connection to load one more file."""
     root, truth, con, key = db
-    assert compute(con, REG, CAT).empty  # nothing new
     before = con.execute("SELECT * FROM ind_items WHERE instrument = 'student_experience' "
                          "ORDER BY ALL").fetchdf()  # fmt: skip
+    con.close()
+    assert compute(root / "sapat.duckdb").empty  # nothing new
     new = synthesize(tmp_path / "more", REG, CAT, waves=["2026-2027"], scale=0.5, seed=9,
                      instruments=["staff"])  # fmt: skip
-    con.close()
     with Store(root / "sapat.duckdb") as store:
         r = ingest_file(tmp_path / "more" / new["files"][0]["file"], store, CAT, REG, key=key)
         assert r.status == "loaded"
+    touched = compute(root / "sapat.duckdb")
     con = duckdb.connect(str(root / "sapat.duckdb"))
     try:
-        touched = compute(con, REG, CAT)
         assert touched[["instrument", "wave"]].values.tolist() == [["staff", "2026-2027"]]
         after = con.execute("SELECT * FROM ind_items WHERE instrument = 'student_experience' "
                             "ORDER BY ALL").fetchdf()  # fmt: skip
         pd.testing.assert_frame_equal(before, after)
         inc = con.execute("SELECT * FROM ind_items ORDER BY ALL").fetchdf()
-        compute(con, REG, CAT, full=True)
+        con.close()
+        compute(root / "sapat.duckdb", full=True)
+        con = duckdb.connect(str(root / "sapat.duckdb"))
         full = con.execute("SELECT * FROM ind_items ORDER BY ALL").fetchdf()
         pd.testing.assert_frame_equal(inc, full)
         staff = con.execute("SELECT count(*) FROM ind_changes WHERE instrument = 'staff' AND "

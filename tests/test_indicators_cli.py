@@ -22,7 +22,12 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
+    from pipeline.workspace import init_workspace
+
     root = tmp_path_factory.mktemp("cli_ind")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SAPAT_WORKSPACE", str(init_workspace(root / "ws", "batsu")))
+    mp.delenv("SAPAT_MIN_N", raising=False)
     cat, reg = example_catalog(), example_registry()
     truth = synthesize(root / "ex", reg, cat, seed=4, scale=0.3,
                        instruments=["student_experience", "graduate"])  # fmt: skip
@@ -30,7 +35,8 @@ def db(tmp_path_factory):
     with Store(root / "sapat.duckdb") as store:
         for meta in truth["files"]:
             ingest_file(root / "ex" / meta["file"], store, cat, reg, key=key)
-    return root / "sapat.duckdb", truth
+    yield root / "sapat.duckdb", truth
+    mp.undo()
 
 
 def test_indicators_json_uses_stored_column_names(db):
@@ -42,7 +48,7 @@ def test_indicators_json_uses_stored_column_names(db):
     with duckdb.connect(str(path), read_only=True) as con:
         stored = con.execute("SELECT * FROM ind_items LIMIT 0").fetchdf().columns
     assert rows and set(stored) <= set(rows[0])
-    assert {r["level"] for r in rows} == {"programme"}
+    assert {r["org_level"] for r in rows} == {"programme"}
     for r in rows:
         if not r["suppressed"]:
             assert r["n"] >= 5

@@ -23,8 +23,13 @@ from pipeline.synth import synthesize
 CAT = example_catalog()
 REG = example_registry()
 QUARANTINED = {"out_of_range": "unknown_answer", "unknown_programme": "unknown_unit"}
-FLAGGED = {"duplicate_submission": "duplicate", "speeder": "speeder",
-           "straight_liner": "straight_liner"}  # fmt: skip
+#: a planted repeat (same answers again 40 s later) is excluded where the evidence says so
+#: (the same e-mail: same_person_same_answers; the same platform id: repeated_submission)
+#: and flagged only where nothing but the answers is shared (identical_answers)
+FLAGGED = {"duplicate_submission": {"same_person_same_answers", "repeated_submission",
+                                    "identical_answers"},
+           "speeder": {"speeder"}, "straight_liner": {"straight_liner"}}  # fmt: skip
+EVIDENCE = {"same_person_same_answers", "repeated_submission"}
 
 
 @pytest.fixture
@@ -94,9 +99,11 @@ def test_every_planted_fault_is_quarantined_or_flagged_with_its_reason(loaded):
             assert (QUARANTINED[kind], fault["column"]) in rows, (fault, rows)
         else:
             flags = con.execute(
-                "SELECT flag FROM qa_flags JOIN sys_loads USING (load_id) WHERE sha256 = ? "
-                "AND source_row = ?", [r.sha256, fault["row"]]).fetchall()  # fmt: skip
-            assert (FLAGGED[kind],) in flags, (fault, flags)
+                "SELECT flag, excluded FROM qa_flags JOIN sys_loads USING (load_id) WHERE "
+                "sha256 = ? AND source_row = ?", [r.sha256, fault["row"]]).fetchall()  # fmt: skip
+            assert {f for f, _ in flags} & FLAGGED[kind], (fault, flags)
+            for flag, excluded in flags:
+                assert excluded == (flag in EVIDENCE), (fault, flags)
 
 
 def test_quarantine_keeps_raw_values_without_personal_columns(loaded):
@@ -109,15 +116,21 @@ def test_quarantine_keeps_raw_values_without_personal_columns(loaded):
         assert not any("@" in str(v) for v in row.values())
 
 
-def test_duplicates_are_excluded_from_answer_counts_but_kept(loaded):
+def test_repeats_are_excluded_from_answer_counts_but_kept(loaded):
     _, _, con = loaded
     dup = con.execute(
-        "SELECT count(*) FROM qa_flags WHERE flag = 'duplicate'").fetchone()[0]  # fmt: skip
+        "SELECT count(DISTINCT response_id) FROM qa_flags WHERE excluded").fetchone()[0]  # fmt: skip
     excluded = sum(
         con.execute(f"SELECT count(*) FROM fct_{i} WHERE excluded").fetchone()[0]
         for i in CAT.versions
     )
     assert dup == excluded > 0
+    kinds = {f for (f,) in con.execute("SELECT DISTINCT flag FROM qa_flags WHERE excluded")
+             .fetchall()}  # fmt: skip
+    assert kinds <= EVIDENCE
+    kept = con.execute("SELECT count(*) FROM qa_flags WHERE flag = 'identical_answers' AND NOT "
+                       "excluded").fetchone()[0]  # fmt: skip
+    assert kept > 0  # identical answers alone never exclude a row
 
 
 def test_answer_counts_match_the_typed_table(loaded):
@@ -211,7 +224,7 @@ def test_legacy_export_with_a_mapping_file(tmp_path, key):
     with Store(tmp_path / "db.duckdb") as store:
         refused = ingest_file(path, store, CAT, REG, key=key, instrument="staff")
         assert refused.status == "rejected" and "Q1" in refused.errors[0]["message"]
-        from pipeline.ingest.mapping import read_mapping_file
+        from pipeline.ingest.layout import read_mapping_file
 
         r = ingest_file(path, store, CAT, REG, key=key, mapping=read_mapping_file(mapping))
     assert r.status == "loaded" and r.rows_loaded == 12 and r.wave == "2024-2025"
@@ -323,7 +336,8 @@ def test_raw_file_kept_once_and_read_only(tmp_path, key):
     with Store(tmp_path / "processed" / "db.duckdb") as store:
         r = ingest_file(path, store, CAT, REG, key=key)
         again = ingest_file(path, store, CAT, REG, key=key)
-    kept = tmp_path / "raw" / "employer" / "2024-2025" / f"{r.sha256}.xlsx"
+    # without a workspace's data/raw, originals are kept in a folder raw beside the database
+    kept = tmp_path / "processed" / "raw" / "employer" / "2024-2025" / f"{r.sha256}.xlsx"
     assert kept.read_bytes() == path.read_bytes()
     assert not kept.stat().st_mode & 0o222
     assert again.status == "duplicate"

@@ -41,11 +41,8 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SAPAT_KEY_FILE", str(tmp_path / "keys" / "pseudonym.key"))
-    monkeypatch.setenv("SAPAT_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("SAPAT_DB", raising=False)
-    return {"db": tmp_path / "processed" / "sapat.duckdb"}
+def env(tmp_path, batsu_workspace):
+    return {"db": tmp_path / "processed" / "sapat.duckdb", "workspace": batsu_workspace}
 
 
 def _bad_files(folder: Path) -> dict[str, Path]:

@@ -11,7 +11,13 @@ from pyxform.xls2xform import convert
 
 from pipeline.config import INSTRUMENTS_DIR, LANGUAGES
 from pipeline.errors import DeclarationError
-from pipeline.instruments import Role, example_catalog, read_catalog, read_workbook
+from pipeline.instruments import (
+    Role,
+    example_catalog,
+    read_catalog,
+    read_workbook,
+    read_workbook_with_warnings,
+)
 
 CATALOG = example_catalog()
 ENTRIES = [e for entries in CATALOG.versions.values() for e in entries]
@@ -149,15 +155,28 @@ def test_reworded_item_with_same_code_breaks_comparability(tmp_path):
     assert any(code in p for p in problems), problems
 
 
-def test_missing_label_is_a_clear_error(tmp_path):
+def test_a_label_missing_in_one_language_falls_back_with_a_warning(tmp_path):
     dest = _copy_catalog(tmp_path)
     path = dest / CATALOG.versions["staff"][0].workbook.name
     code = CATALOG.get("staff").items[0].code
     _edit_cell(path, "survey", code, "label::Russian (ru)", None)
+    inst, warnings = read_workbook_with_warnings(path)
+    f = inst.field(code)
+    assert "ru" not in f.labels and f.label("ru") == f.labels["ky"]  # the default language
+    assert any(code in w and "Russian" in w and path.name in w for w in warnings), warnings
+    assert any(code in w for w in read_catalog(dest).warnings)
+
+
+def test_a_field_without_any_label_is_a_clear_error(tmp_path):
+    dest = _copy_catalog(tmp_path)
+    path = dest / CATALOG.versions["staff"][0].workbook.name
+    code = CATALOG.get("staff").items[0].code
+    for col in ("label::Kyrgyz (ky)", "label::Russian (ru)", "label::English (en)"):
+        _edit_cell(path, "survey", code, col, None)
     with pytest.raises(DeclarationError) as info:
         read_workbook(path)
     err = info.value
-    assert err.column == "label::Russian (ru)" and err.row and err.row > 1
+    assert err.column == "label" and err.row and err.row > 1
     assert code in str(err) and path.name in str(err)
 
 

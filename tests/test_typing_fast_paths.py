@@ -63,13 +63,13 @@ def test_row_flags_equal_the_per_row_definition():
     n = 400
     data = {SOURCE_ROW: np.arange(2, n + 2)}
     for i, code in enumerate(items):
-        v = rng.integers(0, 6, n).astype(float)
+        v = rng.choice([-2, 1, 2, 3, 4, 5], n).astype(float)  # -2: "not applicable"
         v[rng.random(n) < 0.3] = np.nan
         v[: n // 4] = 4 if i % 7 else np.nan  # straight-liners, some with gaps
         data[code] = pd.array(v, dtype="Int8")
     typed = pd.DataFrame(data)
     got = row_flags(typed, inst)
-    vals = typed[items].where(typed[items] > 0)
+    vals = typed[items].where(typed[items] >= 0)
     answered = vals.notna().sum(axis=1)
     same = (vals.nunique(axis=1) == 1) & (answered >= 5)
     few = answered < (len(items) + 1) // 2
@@ -101,10 +101,10 @@ def _random_facts(inst, n: int, rng) -> pa.Table:
         "programme": pa.array(rng.choice(["P1", "P2", "P3", None], n).tolist(), pa.string()),
         "unit": pa.array(rng.choice(["F1", "F2"], n).tolist(), pa.string()),
     }
-    if inst.has("level"):
-        columns["level"] = pa.array(rng.choice([1, 2, None], n).tolist(), pa.int8())
+    if inst.has_context("study_level"):
+        columns["study_level"] = pa.array(rng.choice([1, 2, None], n).tolist(), pa.int8())
     for name in ("teacher", "discipline"):
-        if inst.has(name):
+        if inst.has_context(name):
             columns[name] = pa.array(rng.choice(["T1", "T2", "T3", None], n).tolist())
     for item, codes in scale_codes(inst).items():
         pool = [*codes, None, None, -1, 99]
@@ -124,7 +124,8 @@ def test_answer_counts_in_numpy_equal_the_sql_counts(tmp_path, instrument, n):
         want = store.wide_counts(inst, facts, same)
     got = count_answers(inst, facts, same)
     assert got.column_names == want.column_names
-    order = [(c, "ascending") for c in ("programme", "unit", "level", "teacher", "discipline")]
+    order = [(c, "ascending")
+             for c in ("programme", "unit", "study_level", "teacher", "discipline")]  # fmt: skip
     got = got.sort_by(order).to_pylist()
     # DuckDB's count_if gives NULL, not 0, over a group whose answers are all missing;
     # the counts are summed later, where the two mean the same

@@ -727,6 +727,19 @@ def _check_name(kind: str, value: str | None, known, hint: str = "") -> None:
                      expected=hint or (", ".join(sorted(map(str, known))[:20]) or "(none loaded)"))  # fmt: skip
 
 
+def _check_statistics(confidence: float | None, ci_method: str | None, adjust: str | None):
+    """Option errors that name the option the user typed."""
+    from pipeline.config import ADJUST_METHODS, CI_METHODS
+
+    if confidence is not None and not 0.5 <= confidence < 1:
+        raise UsageError("--confidence must be between 0.5 and 1", value=confidence,
+                         expected="e.g. 0.95 or 0.90")  # fmt: skip
+    if ci_method is not None and ci_method not in CI_METHODS:
+        raise UsageError(f"unknown --ci-method {ci_method!r}", expected=", ".join(CI_METHODS))
+    if adjust is not None and adjust not in ADJUST_METHODS:
+        raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
+
+
 def _recompute(db: Path | None, options: dict, full: bool) -> None:
     """Recompute what new loads touched (everything with ``full``)."""
     from pipeline.indicators import recompute
@@ -810,6 +823,7 @@ def indicators(
     from pipeline.publish import OFFICE, Tree, read, table_of
 
     with friendly_errors():
+        _check_statistics(confidence, ci_method, adjust)
         if outcomes:
             table = "outcomes"
         if dimension and table == "items":

@@ -42,6 +42,7 @@ pa.DataFrameSchema.register_default_backends(pl.DataFrame)
 UNKNOWN_CODE = -1
 #: Typed value of a number that does not parse.
 UNPARSABLE = -32768
+_TO_THE_SECOND = re.compile(r"\d{1,2}:\d{2}:\d{2}")
 _DOTTED = re.compile(r"^\s*\d{1,2}\.\d{1,2}\.\d{4}")
 _SLASHED = re.compile(r"^\s*\d{1,2}/\d{1,2}/\d{4}")
 #: The same patterns for ASCII text in RE2 (Arrow), with Python's ASCII ``\s`` and ``\d``.
@@ -395,7 +396,11 @@ def _row_keys(
         parts.append((codes, [k + p for k, p in zip(labels, plain, strict=True)]))
     digests = _xor_labels(n, parts)
     if keyed:
-        stamped = chunk[meta[Meta.SUBMITTED_AT]].notna().to_numpy()
+        # a time to the second with the same answers is evidence of one submission; a
+        # date alone (plain exports) is not
+        codes, uniq = _factorize(chunk[meta[Meta.SUBMITTED_AT]])
+        seconds = np.array([bool(_TO_THE_SECOND.search(str(u))) for u in uniq] + [False])
+        stamped = seconds[codes]
         out["submission_key"] = _hex(digests[:, :16], index).where(stamped)
     elif Meta.SUBMISSION_ID not in meta:
         out["submission_key"] = None
