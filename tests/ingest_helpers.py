@@ -131,12 +131,12 @@ def canonical_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
         out[t] = q(f"SELECT l.sha256, {body} FROM {t} t LEFT JOIN sys_loads l USING (load_id) "
                    "ORDER BY ALL")  # fmt: skip
     out["fct_answer_counts"] = q(
-        """SELECT instrument, version, wave, programme, unit, level, teacher, discipline,
+        """SELECT instrument, version, wave, programme, unit, study_level, teacher, discipline,
                   item, answer, sum(n)::BIGINT AS n
            FROM fct_answer_counts GROUP BY ALL ORDER BY ALL"""
     )
     out["fct_answer_counts:by_file"] = q(
-        """SELECT l.sha256, c.instrument, c.version, c.wave, c.programme, c.unit, c.level,
+        """SELECT l.sha256, c.instrument, c.version, c.wave, c.programme, c.unit, c.study_level,
                   c.teacher, c.discipline, c.item, c.answer, sum(c.n)::BIGINT AS n
            FROM fct_answer_counts c LEFT JOIN sys_loads l USING (load_id)
            GROUP BY ALL ORDER BY ALL"""

@@ -51,11 +51,8 @@ def batch(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> dict:
-    monkeypatch.setenv("SAPAT_KEY_FILE", str(tmp_path / "keys" / "pseudonym.key"))
-    monkeypatch.setenv("SAPAT_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("SAPAT_DB", raising=False)
-    return {}
+def env(batsu_workspace) -> dict:
+    return {"workspace": batsu_workspace}
 
 
 def _ingest(db: Path, files: list[Path]) -> subprocess.Popen:
@@ -135,7 +132,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_file(tmp_path, env, ba
         # depend only on the files before it, as in the clean run)
         d = diff(only_files(ref, shas), only_files(got, shas))
         assert d == [], f"{where}: a loaded file differs from a clean load:\n" + "\n".join(d)
-        bad_raw = _raw_copies_whole(db.parent.parent / "raw")
+        bad_raw = _raw_copies_whole(env["workspace"] / "data" / "raw")
         assert bad_raw == [], f"{where}: partial raw copies {bad_raw}"
         if len(shas) == len(batch):  # nothing left to interrupt: check, start afresh
             seen["complete"] += 1
