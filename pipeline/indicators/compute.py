@@ -112,7 +112,7 @@ def _fpc_population(resp_table: pd.DataFrame, stats: Statistics) -> pd.DataFrame
 
 # ------------------------------------------------------------------- items
 def item_table(
-    insts: Mapping[str, Instrument],
+    insts: Mapping[str, Instrument | list[Instrument]],
     counts: pd.DataFrame,
     resp_table: pd.DataFrame,
     stats: Statistics,
@@ -120,14 +120,17 @@ def item_table(
     """``ind_items``: per wave × unit × item, the distribution, mean, SD, interpolated
     median and % positive with its interval, each item on its own scale.
 
-    ``insts``: the questionnaire version of each wave.
+    ``insts``: the questionnaire version of each wave, or the versions its files were
+    loaded with (first = the one describing the wave).
     """
+    insts = {w: v if isinstance(v, list) else [v] for w, v in insts.items()}
     if counts.empty:
         return pd.DataFrame()
     parts = []
     population = _fpc_population(resp_table, stats)
     by = ["wave", "org_level", "unit", "item"]
-    for (low, high, pos, neg), items in _scale_groups(item_scales(insts)).items():
+    every = {f"{w}/{i.version}": i for w, vs in insts.items() for i in vs}
+    for (low, high, pos, neg), items in _scale_groups(item_scales(every)).items():
         sub = counts[counts["item"].isin(items)]
         if sub.empty:
             continue
@@ -155,12 +158,12 @@ def item_table(
         pd.Series(HEADCOUNT_TOO_LOW, index=out.index), sep=";").str.strip(";"))  # fmt: skip
     out["reliability_reason"] = reason.where(reason.notna() & (reason != ""), None)
     meta = pd.DataFrame(
-        [(w, inst.version, f.code, f.dimension, f.reverse) for w, inst in insts.items()
-         for f in inst.items],
+        [(w, inst.version, f.code, f.dimension, f.reverse) for w, vs in insts.items()
+         for inst in vs for f in inst.items],
         columns=["wave", "version", "item", "dimension", "reverse"],
-    )  # fmt: skip
+    ).drop_duplicates(["wave", "item"])  # fmt: skip
     out = out.merge(meta, on=["wave", "item"], how="left")
-    out["instrument"] = next(iter(insts.values())).id
+    out["instrument"] = next(iter(insts.values()))[0].id
     return out
 
 
@@ -356,19 +359,21 @@ def weighted_table(
     heads: pd.DataFrame,
     study_level: Mapping[str, str],
     stats: Statistics,
-) -> pd.DataFrame:
-    """``ind_weighted``: university estimates post-stratified to the headcounts.
+) -> tuple[pd.DataFrame, str | None]:
+    """(``ind_weighted``, a note on cells left out): university estimates post-stratified
+    to the headcounts.
 
     Cells are faculty × study level (a programme's level in ``org_units.csv``), or
-    faculty alone where no programme declares a level. Cells with a headcount but no
-    respondent cannot be weighted up and are left out (``population`` shows the headcount
-    the estimates stand for).
+    faculty alone where no programme declares a level. A cell cannot be weighted when it
+    has a headcount but no respondent, or a headcount below its respondents (an
+    out-of-date declaration); it is left out, with its respondents, and the note says so
+    (``population`` shows the headcount the estimates stand for).
 
     ``programme_respondents``: respondents per (faculty, programme); ``heads``: the
     wave's headcounts of the questionnaire's population (unit, faculty, headcount).
     """
     if programme_respondents.empty or heads.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(), None
     resp = programme_respondents.copy()
     levels = {k: v for k, v in study_level.items() if v}
     cells = ["faculty", "level"] if levels else ["faculty"]
@@ -379,11 +384,18 @@ def weighted_table(
     heads = heads.dropna(subset=cells)
     h = heads.groupby(cells, as_index=False)["headcount"].sum()
     sizes = resp.groupby(cells, as_index=False)["respondents"].sum()
-    h = h.merge(sizes[cells], on=cells)
-    h["headcount"] = h["headcount"].astype(float)
-    sizes = sizes.merge(h[cells], on=cells)
-    if sizes.empty or (h["headcount"] < sizes["respondents"].to_numpy()).any():
-        return pd.DataFrame()
+    both = h.merge(sizes, on=cells)
+    bad = both[both["headcount"] < both["respondents"]]
+    note = None
+    if not bad.empty:
+        shown = ", ".join(" × ".join(str(r[c]) for c in cells) for _, r in bad.iterrows())
+        note = (f"post-stratification cell(s) {shown} left out: headcount below its "
+                "respondents (correct headcounts.csv)")  # fmt: skip
+    both = both[both["headcount"] >= both["respondents"]]
+    if both.empty:
+        return pd.DataFrame(), note
+    h = both[[*cells, "headcount"]].astype({"headcount": float})
+    sizes = both[[*cells, "respondents"]]
     items = [f.code for f in inst.items]
     counts = cell_counts
     if levels:
@@ -396,7 +408,7 @@ def weighted_table(
                                          confidence=stats.confidence)  # fmt: skip
     out["cells"] = " × ".join(cells)
     out["instrument"], out["wave"] = inst.id, wave
-    return out
+    return out, note
 
 
 # ------------------------------------------------------------- comparisons

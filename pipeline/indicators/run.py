@@ -76,20 +76,28 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
     loaded = store.loaded_waves(instrument)
     all_waves = sorted(loaded["wave"])
     has_ids = dict(zip(loaded["wave"], loaded["has_ids"], strict=True))
-    insts = {w: catalog.for_wave(instrument, w) for w in sorted({*all_waves, *waves})}
+    # the questionnaire version each wave's files were loaded with (last year's form may
+    # be used in a wave the registry assigns to a newer one); with several, the one
+    # holding most rows describes the wave, and every loaded version's items count
+    versions = {w: [str(v) for v in vs] for w, vs in zip(loaded["wave"], loaded["versions"],
+                                                          strict=True)}  # fmt: skip
+    insts = {w: catalog.get(instrument, versions[w][0]) if w in versions
+             else catalog.for_wave(instrument, w) for w in sorted({*all_waves, *waves})}  # fmt: skip
+    known = {w: [catalog.get(instrument, v) for v in versions.get(w, [insts[w].version])]
+             for w in insts}  # fmt: skip
     any_inst = insts[waves[-1]]
     teacher = any_inst.has_context(ContextRole.TEACHER)
     keys = pd.DataFrame({"instrument": instrument, "wave": waves})
     uni, rollup = reg.university, reg.rollup
     all_counts = store.answer_counts(instrument, sorted({*all_waves, *waves}), rollup, teacher, uni)
-    all_counts = _known_items(all_counts, insts)
+    all_counts = _known_items(all_counts, known)
     counts = all_counts[all_counts["wave"].isin(waves)]
     heads = headcounts(reg, any_inst.population)
     resp = store.respondent_counts(instrument, waves, rollup, teacher, uni)
     resp = resp[resp["wave"].map(has_ids).fillna(False).astype(bool)]
     resp_table = ic.response_table(any_inst, resp, heads, stats)
     store.replace_rows("ind_response", resp_table, keys)
-    store.replace_rows("ind_items", ic.item_table({w: insts[w] for w in waves}, counts,
+    store.replace_rows("ind_items", ic.item_table({w: known[w] for w in waves}, counts,
                                                    resp_table, stats), keys)  # fmt: skip
     per_resp: dict[str, list[pd.DataFrame]] = {t: [] for t in PER_RESPONDENT if t != "ind_response"}
     per_resp["ind_item_total"] = []
@@ -116,9 +124,12 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
             pairs = wide.groupby(["faculty", "programme"], observed=True).size()
             cells = store.cell_answer_counts(instrument, w, [f.code for f in inst.items], rollup)
             wave_heads = _wave_headcounts(reg, inst.population, w)
-            per_resp["ind_weighted"].append(ic.weighted_table(
+            weighted, note = ic.weighted_table(
                 inst, w, cells, pairs.rename("respondents").reset_index(), wave_heads,
-                level_of, stats))  # fmt: skip
+                level_of, stats)  # fmt: skip
+            per_resp["ind_weighted"].append(weighted)
+            if note:
+                unavailable.append((instrument, w, "ind_weighted", note))
     for table, parts in per_resp.items():
         parts = [p for p in parts if p is not None and not p.empty]
         store.replace_rows(table, pd.concat(parts, ignore_index=True) if parts else None, keys)
@@ -152,11 +163,12 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
         store.replace_rows("ind_trends", trend, all_keys)
 
 
-def _known_items(counts: pd.DataFrame, insts: dict[str, Instrument]) -> pd.DataFrame:
-    """Counts of the rated items of each wave's questionnaire version (outcomes and
-    items of another version are left out)."""
+def _known_items(counts: pd.DataFrame, known: dict[str, list[Instrument]]) -> pd.DataFrame:
+    """Counts of the rated items of the questionnaire versions each wave was loaded with
+    (outcomes are left out)."""
     pairs = pd.DataFrame(
-        [(w, f.code) for w, inst in insts.items() for f in inst.items], columns=["wave", "item"]
+        list({(w, f.code) for w, insts in known.items() for inst in insts for f in inst.items}),
+        columns=["wave", "item"],
     )
     return counts.merge(pairs, on=["wave", "item"]).reset_index(drop=True)
 

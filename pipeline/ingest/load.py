@@ -152,7 +152,9 @@ def ingest_file(
     path = Path(path)
     if isinstance(mapping, dict):
         mapping = Mapping(columns=mapping)
-    explicit = mapping.columns if mapping else None
+    explicit = dict(mapping.columns) if mapping else None
+    if mapping is not None and mapping.respondent:  # a long export's respondent id
+        explicit.setdefault(mapping.respondent, "submission_id")
     result = LoadResult(file=str(path), layout=layout_of(mapping))
     # the file's hash (on a thread: hashing runs without the GIL) while it is opened
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapat-sha256") as pool:

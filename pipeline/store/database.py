@@ -725,11 +725,17 @@ class Store:
 
     # ------------------------------------------------- indicator inputs and outputs
     def loaded_waves(self, instrument: str | None = None) -> pd.DataFrame:
-        """(instrument, wave) pairs holding loaded files, with ``has_ids``: false when a
-        load of that wave is a long-format export without respondent ids."""
+        """(instrument, wave) pairs holding loaded files, with ``has_ids`` (false when a
+        load of that wave is a long-format export without respondent ids) and
+        ``versions`` (the questionnaire versions its files were loaded with, most rows
+        first)."""
         return self.con.execute(
-            """SELECT instrument, wave, bool_and(layout <> 'long_no_id') AS has_ids
-               FROM sys_loads WHERE status = 'loaded' AND (? IS NULL OR instrument = ?)
+            """SELECT instrument, wave, bool_and(has_ids) AS has_ids,
+                      list(version ORDER BY rows DESC, version DESC) AS versions
+               FROM (SELECT instrument, wave, version, sum(rows_loaded) AS rows,
+                            bool_and(layout <> 'long_no_id') AS has_ids
+                     FROM sys_loads WHERE status = 'loaded' AND (? IS NULL OR instrument = ?)
+                     GROUP BY ALL)
                GROUP BY ALL ORDER BY ALL""",
             [instrument, instrument],
         ).fetchdf()
@@ -784,7 +790,7 @@ class Store:
         _lookup = rollup  # noqa: F841 (a replacement scan)
         src = """SELECT c.wave, c.item, c.answer, c.n, c.teacher, l.programme, l.department,
                         l.faculty
-                 FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
+                 FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = coalesce(c.programme, c.unit)
                  WHERE c.instrument = $instrument AND c.answer >= 0
                    AND c.wave IN (SELECT unnest($waves))"""
         frame = (
@@ -803,7 +809,7 @@ class Store:
         _lookup = rollup  # noqa: F841
         teacher_col = "f.teacher" if teacher else "NULL"
         src = f"""SELECT f.wave, {teacher_col} AS teacher, l.programme, l.department, l.faculty
-                  FROM {fact_table(instrument)} f LEFT JOIN _lookup l ON l.unit = f.unit
+                  FROM {fact_table(instrument)} f LEFT JOIN _lookup l ON l.unit = coalesce(f.programme, f.unit)
                   WHERE NOT f.excluded AND f.wave IN (SELECT unnest($waves))"""
         return (
             self.con.sql(
@@ -830,7 +836,7 @@ class Store:
         return (
             self.con.sql(
                 f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
-                FROM {table} f LEFT JOIN _lookup l ON l.unit = f.unit
+                FROM {table} f LEFT JOIN _lookup l ON l.unit = coalesce(f.programme, f.unit)
                 WHERE f.wave = $wave AND NOT f.excluded""",
                 params={"wave": wave},
             )
@@ -845,7 +851,7 @@ class Store:
         return self.con.execute(
             """SELECT c.programme, l.faculty, c.item, c.answer::DOUBLE AS answer,
                       sum(c.n)::BIGINT AS count
-               FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = c.unit
+               FROM fct_answer_counts c LEFT JOIN _lookup l ON l.unit = coalesce(c.programme, c.unit)
                WHERE c.instrument = $instrument AND c.wave = $wave AND c.answer >= 0
                  AND c.item IN (SELECT unnest($items))
                GROUP BY ALL""",
