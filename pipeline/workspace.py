@@ -118,9 +118,13 @@ def init_workspace(
             (root / "instruments").mkdir()
             (root / "instruments" / "versions.yaml").write_text(VERSIONS_TEMPLATE, "utf-8")
             (root / "declarations").mkdir()
+            title = name or root.resolve().name
             for file, header in DECLARATION_HEADERS.items():
-                (root / "declarations" / file).write_text(header, encoding="utf-8")
-            settings = SETTINGS_TEMPLATE.format(name=name or root.resolve().name, language="en")
+                body = header
+                if file == "org_units.csv":  # the root of the tree, renamed at will
+                    body += f'UNI,,university,,,,"{title.replace(chr(34), "")}",,no\n'
+                (root / "declarations" / file).write_text(body, encoding="utf-8")
+            settings = SETTINGS_TEMPLATE.format(name=title.replace('"', ""), language="en")
         (root / WORKSPACE_FILE).write_text(settings, encoding="utf-8")
         for p in (root / "instruments", root / "declarations"):
             for f in p.iterdir():

@@ -74,7 +74,7 @@ def test_read_all_equals_the_chunks_concatenated_and_chunks_can_be_read_twice():
         ("surveymonkey_ru.xlsx", "surveymonkey", "xlsx", None, 2, 1),
         ("qualtrics_ru.csv", "qualtrics", "csv", ",", 3, 2),
         ("plain_tab.tsv", "plain", "csv", "\t", 1, 2),
-        ("merged_header.xlsx", "plain", "xlsx", None, 3, 3),
+        ("merged_header.xlsx", "plain", "xlsx", None, 3, 4),
     ],
 )
 def test_each_dialect_is_detected_from_a_realistic_export(
@@ -172,12 +172,14 @@ def test_unknown_dialect_name_is_an_input_file_error():
 
 def test_source_rows_count_multiline_cells_once_and_blank_lines_as_rows():
     frame = open_export(EXPORTS / "rows_multiline.csv").read_all()
-    # row 3 is blank, row 6 is ",,": both left out, numbering kept
-    assert frame[SOURCE_ROW].tolist() == [2, 4, 5, 7]
-    assert frame["id"].tolist() == ["1", "2", "3", "4"]
+    # row 3 is blank, row 6 is ",,": between data rows, each is a row with no answer
+    # (nothing is dropped silently); numbering kept
+    assert frame[SOURCE_ROW].tolist() == [2, 3, 4, 5, 6, 7]
+    assert frame["id"].dropna().tolist() == ["1", "2", "3", "4"]
+    assert frame.loc[[1, 4]].drop(columns=SOURCE_ROW).isna().all().all()
     assert frame.loc[0, "comment"] == "first line\nsecond line\nthird line"
-    assert frame.loc[2, "comment"] == 'quoted, with comma and "quotes"'
-    assert pd.isna(frame.loc[2, "score"])
+    assert frame.loc[3, "comment"] == 'quoted, with comma and "quotes"'
+    assert pd.isna(frame.loc[3, "score"])
 
 
 # --- errors ---------------------------------------------------------------------------

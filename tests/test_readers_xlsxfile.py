@@ -32,10 +32,13 @@ def test_merged_group_titles_make_a_two_row_header_and_the_title_row_is_skipped(
         "Комментарий",
     ]
     frame = export.read_all()
-    assert frame["source_row"].tolist() == [4, 5, 7]  # row 6 is blank
-    assert frame["Преподавание | Понятность"].tolist() == ["5", "4", "3"]
+    # row 6 is empty, between data rows: a row with no answer, kept
+    assert frame["source_row"].tolist() == [4, 5, 6, 7]
+    assert frame["Преподавание | Понятность"].tolist()[:2] == ["5", "4"]
+    assert frame.loc[2].drop("source_row").isna().all()
+    assert frame["Преподавание | Понятность"].tolist()[3] == "3"
     assert pd.isna(frame.loc[1, "Преподавание | Задания"])
-    assert frame.loc[2, "Комментарий"] == "Жакшы"
+    assert frame.loc[3, "Комментарий"] == "Жакшы"
 
 
 def test_1904_workbook_fixture_really_uses_the_1904_date_system():

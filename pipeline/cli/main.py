@@ -322,6 +322,167 @@ def instruments_check() -> None:
                   "and their versions are consistent.")  # fmt: skip
 
 
+@instruments_app.command("draft")
+def instruments_draft(
+    export: Annotated[Path, typer.Argument(help="An export of the survey (CSV or XLSX).")],
+    form_id: Annotated[
+        str,
+        typer.Option(
+            "--form-id",
+            help="The questionnaire's id: lowercase letters, digits and _, e.g. course_feedback.",
+        ),
+    ],
+    version: Annotated[str, typer.Option(help="Its version, e.g. 2026.1.")] = "1",
+    waves: Annotated[
+        str | None, typer.Option(help="Waves it was used in, comma-separated (YYYY-YYYY).")
+    ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            help="The column naming each row's unit (faculty, department, site, country…)."
+        ),
+    ] = None,
+    programme: Annotated[str | None, typer.Option(help="The column naming the programme.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="The column naming the teacher.")] = None,
+    discipline: Annotated[
+        str | None, typer.Option(help="The column naming the discipline (course).")
+    ] = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another column that describes the respondent rather than asking "
+            "a rating (repeat for several)."
+        ),
+    ] = None,  # fmt: skip
+    population: Annotated[
+        str | None,
+        typer.Option(
+            help="The headcount population it samples (headcounts.csv: students, "
+            "graduates, employers, staff …)."
+        ),
+    ] = None,  # fmt: skip
+    add_units: Annotated[
+        bool,
+        typer.Option(
+            "--add-units",
+            help="Add the --unit column's values to org_units.csv as "
+            "faculty-level units, where they are not declared yet.",
+        ),
+    ] = False,  # fmt: skip
+    sheet: Annotated[str | None, typer.Option(help="XLSX sheet to read.")] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="A mapping file declaring a long layout, if any.")
+    ] = None,
+) -> None:
+    """Draft a questionnaire workbook from an export: rating items with their scales,
+    dimensions by heading stem, context fields. Check it, then `sapat instruments check`.
+
+    Scales are recognised from numbers (0..10, 1..k), numbered labels such as
+    "(1) Not useful at all", and the wording of common agreement, satisfaction, quality
+    and frequency scales; every scale is printed with its order so it can be checked.
+    """
+    from collections import Counter
+
+    from pipeline.instruments.draft import add_version, check_form_id, draft_items, write_draft
+    from pipeline.readers import open_export
+
+    with friendly_errors():
+        check_form_id(form_id)
+        wave_list = _parse_waves(waves, "--waves") if waves else []
+        ws = workspace()
+        path = ws.settings.instruments_dir / f"{form_id}__{version}.xlsx"
+        if path.exists():
+            raise UsageError(f"{path.name} exists already", file=str(path),
+                             expected="another --form-id or --version")  # fmt: skip
+        exp = open_export(export, sheet=sheet)
+        if mapping:
+            from pipeline.ingest.layout import LONG, read_mapping_file, widen
+
+            m = read_mapping_file(mapping)
+            if m.layout == LONG:
+                exp = widen(exp, m)
+        roles = {c: r for c, r in (("unit", unit), ("programme", programme),
+                                   ("teacher", teacher), ("discipline", discipline)) if r}  # fmt: skip
+        roles = {col: role for role, col in roles.items()}
+        for col in (*roles, *(context or [])):
+            if col not in exp.columns:
+                raise UsageError(f"the export has no column {col!r}",
+                                 expected=", ".join(map(repr, exp.columns[:15])))  # fmt: skip
+        for col in context or []:
+            roles[col] = None
+        from pipeline.ingest.mapping import META_COLUMNS, normalise
+
+        meta = {c for c in exp.columns if normalise(c) in META_COLUMNS and c not in roles}
+        values: dict[str, Counter] = {c: Counter() for c in exp.columns}
+        for chunk in exp.iter_chunks():
+            for c in exp.columns:
+                values[c].update(chunk[c].dropna().astype(str).tolist())
+        items, scales = draft_items(exp.columns, values, {k: v for k, v in roles.items()},
+                                    meta)  # fmt: skip
+        for it in items:
+            if it.column in roles and roles[it.column] is None:
+                it.context = it.code
+        write_draft(path, form_id=form_id, version=version, items=items, scales=scales,
+                    lang=ws.settings.language, population=population)  # fmt: skip
+        add_version(ws.settings.instruments_dir, form_id, version, path.name, wave_list)
+        added = _add_units(ws, values[unit]) if add_units and unit else []
+    console.print(f"[green]✓[/] Drafted {path}")
+    console.print(f"  {sum(i.role == 'item' for i in items)} rated items in "
+                  f"{len({i.dimension for i in items if i.role == 'item'})} dimensions, "
+                  f"{sum(i.role == 'context' for i in items)} context fields, "
+                  f"{sum(i.role == 'comment' for i in items)} comments; "
+                  f"metadata columns left to Sapat: {', '.join(sorted(meta)) or 'none'}")  # fmt: skip
+    for s in scales:
+        order = " < ".join(f"{n}={lab}" for n, lab, _ in s.choices if n not in s.missing)
+        extra = "".join(f"; {k.replace('_', ' ')}: {lab}" for n, lab, _ in s.choices
+                        for m, k in s.missing.items() if m == n)  # fmt: skip
+        mark = "[green]✓[/]" if s.checked else "[bold yellow]check the order[/]"
+        console.print(f"  {mark} {s.name} ({s.how}): {order}{extra}", highlight=False)
+    if added:
+        console.print(f"  units added to org_units.csv: {', '.join(added)}")
+    console.print("Next: open the workbook, check the scales' order, name the dimensions, mark "
+                  "reverse-worded items (reverse = yes), then `sapat instruments check`.")  # fmt: skip
+
+
+def _add_units(ws, values) -> list[str]:
+    """Add a unit column's values to org_units.csv (faculty level under the root)."""
+    import csv
+
+    from pipeline.ingest.mapping import normalise
+    from pipeline.instruments.draft import code_of
+
+    path = ws.settings.declarations_dir / "org_units.csv"
+    reg = ws.registry
+    known = {normalise(c) for c in reg.units["code"]}
+    known |= {
+        normalise(n) for col in ("name_ky", "name_ru", "name_en") for n in reg.units[col] if n
+    }
+    rows, added = [], []
+    has_root = (reg.units["kind"] == "university").any()
+    root = reg.university if has_root else "UNI"
+    if not has_root:
+        rows.append([root, "", "university", "", "", "", ws.settings.name, "", "no"])
+    used = set(reg.units["code"])
+    for value in sorted(v for v in values if str(v).strip()):
+        if normalise(value) in known:
+            continue
+        code = code_of(value, used).upper()
+        rows.append([code, root, "faculty", "", "", "", str(value).strip(), "", "no"])
+        added.append(code)
+    text = path.read_text(encoding="utf-8-sig")
+    header = next(csv.reader([text.splitlines()[0]])) if text.strip() else list(
+        reg.units.columns)  # fmt: skip
+    cols = ["code", "parent_code", "kind", "level", "name_ky", "name_ru", "name_en", "city",
+            "illustrative"]  # fmt: skip
+    with path.open("a", newline="", encoding="utf-8") as fh:
+        if text and not text.endswith("\n"):
+            fh.write("\n")
+        out = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        for r in rows:
+            out.writerow(dict(zip(cols, r, strict=True)))
+    return added
+
+
 # ------------------------------------------------------------------- org
 @org_app.command("check")
 def org_check() -> None:

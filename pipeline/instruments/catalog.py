@@ -89,6 +89,9 @@ class _Book:
     sheets: dict[str, list[dict]]
     default_language: str
     warnings: list[str] = field(default_factory=list)
+    #: language -> the rows ("sheet row N (what)") that lack a label in it
+    lacking: dict[str, list[str]] = field(default_factory=dict)
+    labelled: int = 0
 
     def labels(self, row: dict, prefix: str = "label") -> dict[str, str]:
         """The row's labels by language; a plain ``label`` column is the default language."""
@@ -116,14 +119,27 @@ class _Book:
                 column="label",
                 expected=f"a label in at least one language (sheet {sheet})",
             )
-        missing = [lang for lang in LANGUAGES if lang not in labels]
-        if missing:
-            self.warnings.append(
-                f"{self.path.name}, sheet {sheet} row {row_no}: {what} has no label in "
-                f"{', '.join(LANGUAGE_NAMES[m] for m in missing)}; "
-                f"the {LANGUAGE_NAMES[self.fallback(labels)]} one is shown instead"
-            )
+        self.labelled += 1
+        for lang in LANGUAGES:
+            if lang not in labels:
+                self.lacking.setdefault(lang, []).append(f"sheet {sheet} row {row_no} ({what})")
         return labels
+
+    def language_warnings(self) -> list[str]:
+        """One line per language a workbook lacks: wholly, or in some rows (named)."""
+        out = []
+        for lang, rows in self.lacking.items():
+            name = LANGUAGE_NAMES[lang]
+            if len(rows) == self.labelled:
+                out.append(f"{self.path.name}: no labels in {name}; readers choosing {name} see "
+                           f"the {LANGUAGE_NAMES[self.default_language]} ones")  # fmt: skip
+            else:
+                shown = "; ".join(rows[:8]) + (
+                    f"; and {len(rows) - 8} more" if len(rows) > 8 else ""
+                )
+                out.append(f"{self.path.name}: {len(rows)} label(s) missing in {name}, the "
+                           f"{LANGUAGE_NAMES[self.default_language]} ones shown instead: {shown}")  # fmt: skip
+        return out
 
     def fallback(self, labels: dict[str, str]) -> str:
         return self.default_language if self.default_language in labels else next(iter(labels))
@@ -534,7 +550,7 @@ def read_workbook_with_warnings(path: str | Path) -> tuple[Instrument, list[str]
         default_language=b.default_language,
         titles=titles or {b.default_language: title},
     )
-    return inst, b.warnings
+    return inst, b.warnings + b.language_warnings()
 
 
 def _check_fields(fields: list[Field], scales: dict[str, Scale], path: Path) -> None:

@@ -18,7 +18,8 @@ Both give the same strings for the same file (tested record by record).
 
 Row numbers are spreadsheet rows: one per CSV record, so a quoted cell holding line
 breaks still counts as one row, and blank lines count (as a spreadsheet shows them)
-but yield no data row. Rows whose cells are all empty are dropped.
+but yield no data row. A row whose fields are all empty is a respondent who answered
+nothing when data rows follow it, and is kept; such rows after the last data row are not.
 """
 
 from __future__ import annotations
@@ -307,16 +308,19 @@ def _parser_error(exc: Exception, layout: CsvLayout, file: str) -> InputFileErro
     )
 
 
-def _without_blank_rows(chunk: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
+    """Which rows of a chunk have every cell empty."""
     first_missing = chunk.iloc[:, 0].isna().to_numpy()
-    if not first_missing.any():
-        return chunk, rows
     blank = np.zeros(len(chunk), dtype=bool)
-    blank[first_missing] = chunk.loc[first_missing].isna().all(axis=1).to_numpy()
-    if not blank.any():
-        return chunk, rows
-    keep = ~blank
-    return chunk.loc[keep].reset_index(drop=True), rows[keep]
+    if first_missing.any():
+        blank[first_missing] = chunk.loc[first_missing].isna().all(axis=1).to_numpy()
+    return blank
+
+
+def _empty_rows(columns: list[str], rows: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series([np.nan] * len(rows), dtype=object) for c in columns})
+    frame.insert(0, SOURCE_ROW, rows)
+    return frame
 
 
 def _csv_reader(handle, layout: CsvLayout, codec: str, chunk_rows: int):
@@ -574,13 +578,30 @@ def iter_csv_chunks(
     first_row = layout.header_rows + 1
     records = 0
     yielded = 0
+    # rows whose every field is empty (",,,"): a respondent who answered nothing when
+    # data rows follow (kept), formatting left after the data when none do (left out)
+    held = np.zeros(0, dtype=np.int64)
     if layout.data_offset < scan.size:
         for chunk in _raw_chunks(path, scan, layout, chunk_rows, file):
             n = len(chunk)
             rows = np.arange(first_row + records, first_row + records + n, dtype=np.int64)
             records += n
             chunk.columns = columns
-            chunk, rows = _without_blank_rows(chunk, rows)
+            blank = _blank_rows(chunk)
+            if blank.all():
+                held = np.concatenate([held, rows])
+                continue
+            last = len(blank) - 1 - int(np.argmax(~blank[::-1]))
+            if len(held) and yielded:
+                yielded += len(held)
+                yield _empty_rows(columns, held)
+            held = rows[last + 1 :]
+            keep = np.ones(len(chunk), dtype=bool)
+            keep[last + 1 :] = False
+            if not yielded:  # empty rows before the first data row: not respondents
+                first = int(np.argmax(~blank))
+                keep[:first] = False
+            chunk, rows = chunk.loc[keep].reset_index(drop=True), rows[keep]
             if len(chunk):
                 chunk.insert(0, SOURCE_ROW, rows)
                 yielded += len(chunk)

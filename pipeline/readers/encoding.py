@@ -249,6 +249,10 @@ def _first_bad_byte(path: Path, offset: int) -> str:
     )
 
 
+_CP1251_PUNCTUATION = bytes([0xAB, 0xBB, 0x96, 0x97, 0x93, 0x94, 0x84, 0x85, 0xB9, 0x91, 0x92,
+                              0xA0])  # fmt: skip
+
+
 def _looks_like_cp1251(path: Path, file: str, bad_at: int) -> bool:
     """Whether a non-UTF-8 file reads as Cyrillic text in Windows-1251.
 
@@ -264,7 +268,10 @@ def _looks_like_cp1251(path: Path, file: str, bad_at: int) -> bool:
     with open(path, "rb") as handle:
         handle.seek(max(0, bad_at - STATS_BYTES // 4))
         window = handle.read(STATS_BYTES)
+    # typographic punctuation Russian and Kyrgyz text use (« » — – “ ” „ … № ‘ ’,
+    # no-break space) is neither evidence for nor against Cyrillic letters
     high = len(window) - len(window.translate(None, _HIGH))
+    high -= len(window) - len(window.translate(None, _CP1251_PUNCTUATION))
     letters = len(window) - len(window.translate(None, _CP1251_LETTERS))
     pairs = _UTF8_CYRILLIC_PAIR.subn(b"", window)[1]
     in_words = len(window) - len(_CP1251_WORD.sub(b"", window))

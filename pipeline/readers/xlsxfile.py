@@ -381,7 +381,9 @@ def iter_xlsx_chunks(layout: XlsxLayout, *, chunk_rows: int, file: str) -> Itera
     """Stream the data rows of a sheet as DataFrames of strings.
 
     Each chunk has ``source_row`` (int64, spreadsheet row) then the header's columns,
-    as object columns holding ``str`` or missing (NaN). Rows with no value are left out.
+    as object columns holding ``str`` or missing (NaN). A row with no value between data
+    rows is a respondent who answered nothing and is kept; empty rows after the last data
+    row (formatting left in the sheet) are not rows of the survey and are left out.
 
     Raises
     ------
@@ -393,6 +395,7 @@ def iter_xlsx_chunks(layout: XlsxLayout, *, chunk_rows: int, file: str) -> Itera
     rows: list[list] = []
     numbers: list[int] = []
     yielded = 0
+    empty: list[int] = []  # empty rows since the last data row: kept once data follows
     start = layout.header_rows
     for index, raw in enumerate(islice(layout.sheet.iter_rows(), start, None), start=start):
         cells = _texts(raw)
@@ -401,7 +404,12 @@ def iter_xlsx_chunks(layout: XlsxLayout, *, chunk_rows: int, file: str) -> Itera
             raise _beyond_header_error(file, index + 1, layout.first_column + width + extra, width)
         cells = cells[:width]
         if not filled_any(cells):
+            empty.append(index + 1)
             continue
+        if empty and (yielded or rows):
+            rows += [[_MISSING] * width for _ in empty]
+            numbers += empty
+        empty = []
         rows.append(cells + [_MISSING] * (width - len(cells)))
         numbers.append(index + 1)
         if len(rows) >= chunk_rows:
