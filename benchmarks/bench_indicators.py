@@ -127,7 +127,7 @@ def step_long(db: str, long_db: str) -> dict:
         SELECT wave, programme, item, answer FROM (
             UNPIVOT (SELECT wave, programme, {cols} FROM src.fct_{INSTRUMENT} WHERE NOT excluded)
             ON {cols} INTO NAME item VALUE answer)
-        WHERE answer >= 1""")  # fmt: skip
+        WHERE answer >= 0""")  # fmt: skip
     rows = con.execute("SELECT count(*) FROM answers_long").fetchone()[0]
     seconds = time.perf_counter() - t0
     con.close()
@@ -155,13 +155,15 @@ def step_groupby(long_db: str, repeat: str) -> dict:
 
 
 def step_compute(db: str, full: str, waves: str, scale: str, profile: str) -> dict:
-    """``indicators.compute`` on the store ``db`` (full or incremental), timed."""
-    import duckdb
-
-    from pipeline import indicators
+    """``indicators.recompute`` on the store ``db`` (full or incremental), timed."""
+    from pipeline.config import Statistics
+    from pipeline.indicators import recompute
+    from pipeline.store import Store
+    from pipeline.store.tables import TABLES
 
     catalog, registry = bench_registry(waves.split(","), float(scale))
-    con = duckdb.connect(db)
+    store = Store(db, raw_dir=Path(db).parent / "raw")
+    con = store.con
     base = _peak_mb()
     prof = None
     if profile:
@@ -170,7 +172,7 @@ def step_compute(db: str, full: str, waves: str, scale: str, profile: str) -> di
         prof = cProfile.Profile()
         prof.enable()
     t0 = time.perf_counter()
-    touched = indicators.compute(con, registry, catalog, full=full == "1")
+    touched = recompute(store, registry, catalog, Statistics(), full=full == "1")
     seconds = time.perf_counter() - t0
     if prof is not None:
         import io
@@ -182,12 +184,12 @@ def step_compute(db: str, full: str, waves: str, scale: str, profile: str) -> di
         pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
         Path(profile).write_text(text.getvalue(), encoding="utf-8")
     tables = {}
-    for t in indicators.TABLES:
+    for t in TABLES:
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                              [t]).fetchone()[0]  # fmt: skip
         if exists:
             tables[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-    con.close()
+    store.close()
     return {"seconds": seconds, "touched": touched[["instrument", "wave"]].values.tolist(),
             "rows": tables, "rss_after_import_mb": base}  # fmt: skip
 

@@ -55,7 +55,7 @@ REASONS = {
     "in_range": "number out of range",
     "not_nullable": "required answer missing",
     "unknown_answer": "answer not in the questionnaire's choice list",
-    "unknown_unit": "not in the org registry",
+    "unknown_unit": "not in the org registry (org_units.csv, teachers.csv or disciplines.csv)",
     "already_loaded": "this submission was already loaded from an earlier file",
 }
 
@@ -279,9 +279,13 @@ def build_schema(inst: Instrument, ctx: Context, present: list[str]) -> pa.DataF
         elif f.context == "unit" and scale is None:
             dtype, checks = "string", [pa.Check.isin(sorted(ctx.unit_codes))]
         elif f.context == "teacher":
-            dtype, checks = "string", [pa.Check.isin(sorted(ctx.teachers.values()))]
+            # checked against teachers.csv once the office lists its teachers there
+            dtype = "string"
+            checks = [pa.Check.isin(sorted(ctx.teachers.values()))] if ctx.teachers else []
         elif f.context == "discipline":
-            dtype, checks = "string", [pa.Check.isin(sorted(ctx.disciplines.values()))]
+            dtype = "string"
+            checks = ([pa.Check.isin(sorted(ctx.disciplines.values()))] if ctx.disciplines
+                      else [])  # fmt: skip
         elif scale is not None:
             dtype, checks = "Int8", [pa.Check.isin([c.code for c in scale.choices])]
         elif f.base_type == "integer":

@@ -326,7 +326,7 @@ def ddl(table: Table) -> str:
 def markdown() -> str:
     """``docs/tables.md``: every table, column and disclosure rule, from the declarations."""
     rules = {
-        "units": "rows on fewer than `min_n` respondents (column `{n}`) show no statistic; "
+        "units": "rows on fewer than `min_n` respondents (column {n}) show no statistic; "
         "complementary suppression along the org tree within each {slices}",
         "comparison": "a row resting on a group smaller than `min_n` (columns {n}) shows no "
         "statistic",
@@ -336,7 +336,8 @@ def markdown() -> str:
         "# The indicator tables",
         "",
         "Generated from `pipeline/store/tables.py` (the one declaration of every table); do "
-        "not edit by hand: `python -m pipeline.store.tables > docs/tables.md`.",
+        'not edit by hand: `python -c "from pipeline.store.tables import markdown; '
+        "print(markdown(), end='')\" > docs/tables.md`.",
         "",
         "Every number leaves Sapat through one door (`pipeline.publish.read`), which applies "
         "each table's disclosure rule and limits rows to the units the reader may see. "
