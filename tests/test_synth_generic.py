@@ -7,17 +7,22 @@ direction, and a seed fixes the output."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from workbooks import rating_choices, write_workbook
+from typer.testing import CliRunner
+from workbooks import rating_choices, write_csv, write_versions, write_workbook
 
+from pipeline.cli import app
 from pipeline.ingest.mapping import answer_table, normalise
 from pipeline.ingest.validate import row_flags
 from pipeline.instruments import read_workbook
 from pipeline.readers import SOURCE_ROW
 from pipeline.synth.generic import synthesize_instrument, unit_field, write_export
+from pipeline.workspace import init_workspace
 
 UNITS = ["FA", "FB", "FC"]
 EN, RU = "label::English (en)", "label::Russian (ru)"
@@ -167,10 +172,10 @@ def test_straight_liners_at_the_share_asked(inst):
     one = (x.nunique(axis=1) == 1) & x.notna().all(axis=1)  # one code on all 8 items
     share, chance = one.mean(), _straight(q, none).mean()
     se = np.sqrt(0.51 * 0.49 / n)
-    # observed: 0.5123 of the rows (chance straight-lining without any planted: 0.0003)
+    # observed: 0.5193 of the rows (SE 0.0091); Sapat's flag without any planted: 0.0047
     assert abs(share - 0.51) < 3 * se + chance, (share, chance)
-    assert chance < 0.005
-    assert _straight(q, truth).mean() == pytest.approx(share, abs=0.005)  # Sapat's own flag
+    assert chance < 0.01
+    assert share <= _straight(q, truth).mean() <= share + 0.01  # Sapat's own flag
     # a straight-liner's position is raw (the reverse item f3 is not flipped) and uses
     # the whole scale
     assert set(x.loc[one, "f1"]) == set(range(1, 8))
@@ -181,14 +186,14 @@ def test_straight_liners_at_the_share_asked(inst):
     rel = pd.DataFrame({c: (mixed[c] - m.item_scale(c).low + 0.5) / m.item_scale(c).points
                         for c in codes})  # fmt: skip
     lined = (rel.max(axis=1) - rel.min(axis=1) < 0.5) & (mixed[codes] >= 0).all(axis=1)
-    assert abs(lined.mean() - 0.51) < 0.06
+    assert abs(lined.mean() - 0.51) < 0.06  # observed: 0.527 (0.011 without any planted)
 
 
 def test_identical_rows_at_the_share_asked(inst):
     q, n = inst["nps11"], 2000
     export, truth = synthesize_instrument(q, UNITS, n=n, seed=5, identical_share=0.3)
     repeats = export.duplicated(keep="first").mean()  # rows that repeat an earlier row
-    # observed: 0.3045 of the rows repeat another row's whole pattern (context included)
+    # observed: 0.2865 of the rows repeat another row's whole pattern (context included)
     assert 0.25 <= repeats <= 0.35, repeats
     assert truth.astype(str).duplicated(keep="first").mean() == pytest.approx(repeats)
     plain, _ = synthesize_instrument(q, UNITS, n=n, seed=5)
@@ -218,14 +223,14 @@ def test_a_planted_unit_difference_is_found_and_none_where_none_is_planted(inst)
     score = _score(q, truth, items)
     fb, rest = score[truth["unit"] == "FB"].dropna(), score[truth["unit"] != "FB"].dropna()
     p = stats.mannwhitneyu(fb, rest).pvalue
-    # observed: FB 4.75 vs 4.27 (p = 5e-22)
+    # observed: FB 5.09 vs 4.59 (p = 3e-10)
     assert fb.mean() > rest.mean() + 0.25 and p < 0.01, (fb.mean(), rest.mean(), p)
     _, null = synthesize_instrument(q, UNITS, n=1500, seed=21)
     score = _score(q, null, items)
     groups = [score[null["unit"] == u].dropna() for u in UNITS]
     p_null = stats.mannwhitneyu(groups[1], pd.concat([groups[0], groups[2]])).pvalue
     p_kw = stats.kruskal(*groups).pvalue
-    assert p_null >= 0.01 and p_kw >= 0.01, (p_null, p_kw)  # observed: 0.60 and 0.73
+    assert p_null >= 0.01 and p_kw >= 0.01, (p_null, p_kw)  # observed: 0.61 and 0.86
     # and over 20 seeds the null is rejected at 5 % about as often as chance says
     rejected = 0
     for seed in range(20):
@@ -240,7 +245,8 @@ def test_a_planted_unit_difference_is_found_and_none_where_none_is_planted(inst)
 def test_reverse_items_run_against_the_latent_direction(inst, name):
     q = inst[name]
     _, truth = synthesize_instrument(q, UNITS, n=1500, seed=8, unit_offsets={"FC": 1.0})
-    valid = truth.where(truth.drop(columns="unit") >= 0)
+    codes = [f.code for f in q.items]
+    valid = truth[codes].where(truth[codes] >= 0)
     for f in q.items:
         if not f.reverse:
             continue
@@ -266,3 +272,35 @@ def test_arguments_are_checked(inst):
         synthesize_instrument(q, [], n=10, seed=1)
     export, truth = synthesize_instrument(q, UNITS, n=0, seed=1)
     assert export.empty and truth.empty
+
+
+def test_an_export_loads_through_sapat_ingest_with_its_faults_flagged(inst, tmp_path, monkeypatch):
+    """The CSV loads row for row; Sapat's own flags find the planted straight-liners (exactly
+    the rows of the truth with one answer to >= 5 items) and the identical rows."""
+    ws = init_workspace(tmp_path / "ws", None, name="Test University")
+    units = [["U", "", "university", "", "", "", "Test University", "", "no"]]
+    units += [[u, "U", "faculty", "", "", "", f"Faculty {u}", "", "no"] for u in UNITS]
+    write_csv(ws / "declarations" / "org_units.csv", ["code", "parent_code", "kind", "level",
+              "name_ky", "name_ru", "name_en", "city", "illustrative"], units)  # fmt: skip
+    _write(ws / "instruments", "sat7")
+    version = {"version": "1", "workbook": "sat7.xlsx", "waves": ["2024-2025"]}
+    write_versions(ws / "instruments", {"sat7": [version]})
+    monkeypatch.setenv("SAPAT_WORKSPACE", str(ws))
+    monkeypatch.setenv("SAPAT_KEY_FILE", str(tmp_path / "key"))
+    for var in ("SAPAT_DB", "SAPAT_MIN_N", "SAPAT_CONFIDENCE", "SAPAT_LANG", "SAPAT_DUPLICATES"):
+        monkeypatch.delenv(var, raising=False)
+    q, n = inst["sat7"], 1000
+    export, truth = synthesize_instrument(q, UNITS, n=n, seed=3, straight_share=0.51,
+                                          identical_share=0.3)  # fmt: skip
+    # the programme list is not known to the generator: its column is empty, which Sapat
+    # rejects (a platform fills it); a form without the question has no such column
+    path = write_export(export.drop(columns="prog"), tmp_path / "2024-2025" / "sat7.csv")
+    r = CliRunner().invoke(app, ["ingest", "--json", str(path)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["status"] == "loaded", res["errors"]
+    assert res["rows_read"] == res["rows_loaded"] == n and res["rows_quarantined"] == 0
+    # observed: 528 straight-liners, 354 identical rows (copies, and straight-liners who
+    # chose the same position)
+    assert res["flag_counts"]["straight_liner"] == _straight(q, truth).sum()
+    assert res["flag_counts"]["identical_answers"] >= 0.25 * n

@@ -135,3 +135,31 @@ def test_answer_counts_in_numpy_equal_the_sql_counts(tmp_path, instrument, n):
     assert got == want
     if n:
         assert sum(r["_other"] for r in got) > 0  # the odd answers were counted apart
+
+
+def test_straight_lining_on_items_of_different_scales_is_the_same_relative_position(tmp_path):
+    from workbooks import rating_choices, write_workbook
+
+    from pipeline.instruments import read_workbook
+
+    survey = [{"type": f"select_one {s}", "name": f"{s}_{k}", "label": f"{s} {k}",
+               "sapat_role": "item", "dimension": s} for s in ("a4", "b7") for k in range(3)]  # fmt: skip
+    inst = read_workbook(write_workbook(
+        tmp_path / "mixed.xlsx", form_id="mixed", version="1", survey=survey,
+        choices=[*rating_choices("a4", 1, 4), *rating_choices("b7", 1, 7)],
+        scales=[{"list_name": "a4", "kind": "ordinal"}, {"list_name": "b7", "kind": "ordinal"}],
+        dimensions=[{"code": "a4", "label": "A"}, {"code": "b7", "label": "B"}]))  # fmt: skip
+    rows = {  # a4 answers, b7 answers -> straight-liner?
+        2: ([4, 4, 4], [7, 7, 7], True),  # the top of every scale
+        3: ([1, 1, 1], [1, 1, 1], True),  # the bottom
+        4: ([2, 2, 2], [3, 3, 3], True),  # a third of the way up on both
+        5: ([4, 4, 4], [4, 4, 4], False),  # the same code, not the same place
+        6: ([2, 2, 2], [2, 2, 2], False),
+    }
+    data = {SOURCE_ROW: list(rows)}
+    for k in range(3):
+        data[f"a4_{k}"] = pd.array([r[0][k] for r in rows.values()], dtype="Int8")
+        data[f"b7_{k}"] = pd.array([r[1][k] for r in rows.values()], dtype="Int8")
+    got = row_flags(pd.DataFrame(data), inst)
+    flagged = set(got.loc[got["flag"] == "straight_liner", SOURCE_ROW])
+    assert flagged == {r for r, (_, _, s) in rows.items() if s}

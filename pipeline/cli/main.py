@@ -176,13 +176,28 @@ def synth(
             "usual mix: google_forms, ms_forms, kobo, limesurvey, plain_cp1251.",
         ),
     ] = None,  # fmt: skip
+    rows: Annotated[int, typer.Option(help="Your own questionnaires: respondents per wave.")] = 500,
+    straight_share: Annotated[
+        float,
+        typer.Option(
+            help="Your own questionnaires: share giving one answer to every "
+            "item (51 %% in a real teaching evaluation)."
+        ),
+    ] = 0.2,  # fmt: skip
+    identical_share: Annotated[
+        float,
+        typer.Option(
+            help="Your own questionnaires: share of rows repeating another row's answers."
+        ),
+    ] = 0.1,  # fmt: skip
 ) -> None:
-    """Make realistic synthetic survey exports of the BatSU example, for trying Sapat
-    out, tests and benchmarks.
+    """Make realistic synthetic survey exports, for trying Sapat out, tests and benchmarks.
 
-    Writes one folder per wave with the exports as offices receive them (Google Forms,
-    Microsoft Forms, KoboToolbox, LimeSurvey, Windows-1251 CSV), and truth.json listing
-    the planted effects and the faults planted on purpose.
+    For the BatSU example (the default): one folder per wave with the exports as offices
+    receive them (Google Forms, Microsoft Forms, KoboToolbox, LimeSurvey, Windows-1251
+    CSV), and truth.json listing the planted effects and the faults planted on purpose.
+    For a questionnaire of your workspace (--instrument ID): one CSV per wave with answers
+    on each item's own scale, straight-liners and identical rows in the shares asked.
     """
     from pipeline.instruments import example_catalog
     from pipeline.registry import example_registry
@@ -195,9 +210,10 @@ def synth(
             raise UsageError("--scale must be positive", value=scale)
         if export_format and export_format not in DIALECTS:
             raise UsageError(f"unknown --format {export_format!r}", expected=", ".join(DIALECTS))
-        for i in instrument or []:
-            if i not in FORMAT_PLAN:
-                raise UsageError(f"unknown questionnaire {i!r}", expected=", ".join(FORMAT_PLAN))
+        own = [i for i in instrument or [] if i not in FORMAT_PLAN]
+        if own:
+            _synth_own(out_dir, own, waves, seed, rows, straight_share, identical_share)
+            return
         t0 = time.perf_counter()
         with progress_bar() as update:
             truth = synthesize(
@@ -216,6 +232,65 @@ def synth(
         f"{len(truth['planted_changes'])} planted changes, {len(truth['faults'])} planted faults "
         f"({time.perf_counter() - t0:.1f} s). Truth: {Path(out_dir) / 'truth.json'}"
     )
+
+
+def _context_lists(inst, reg, unit) -> dict[str, dict[str, list[str]]]:
+    """Codes for the context fields the generator cannot invent: programmes of each
+    faculty, the declared teachers and disciplines (or a few made-up codes)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for f in inst.context_fields:
+        if f is unit:
+            continue
+        if f.context == "programme":
+            progs = reg.programmes
+            out[f.code] = {fac: list(g["code"]) for fac, g in progs.groupby("faculty_code")}
+            out[f.code]["*"] = list(progs["code"])
+        elif f.context == "teacher":
+            out[f.code] = {"*": list(reg.teachers["teacher_code"]) or
+                           [f"T{i:02d}" for i in range(1, 13)]}  # fmt: skip
+        elif f.context == "discipline":
+            out[f.code] = {"*": list(reg.disciplines["discipline_code"]) or
+                           [f"D{i:02d}" for i in range(1, 21)]}  # fmt: skip
+    return out
+
+
+def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows: int,
+               straight: float, identical: float) -> None:  # fmt: skip
+    """Synthetic exports of the workspace's own questionnaires (pipeline.synth.generic)."""
+    from pipeline.instruments import closest
+    from pipeline.synth.generic import synthesize_instrument, unit_field, write_export
+
+    ws = workspace()
+    for i in ids:
+        if i not in ws.catalog.versions:
+            raise UsageError(f"unknown questionnaire {i!r}" + closest(i, ws.catalog.versions),
+                             expected=", ".join(ws.catalog.versions) or "(none declared)")  # fmt: skip
+    if rows < 1:
+        raise UsageError("--rows must be at least 1", value=rows)
+    for name, share in (("--straight-share", straight), ("--identical-share", identical)):
+        if not 0 <= share <= 1:
+            raise UsageError(f"{name} must be a share between 0 and 1", value=share)
+    reg = ws.registry
+    written = 0
+    for i in ids:
+        for k, wave in enumerate(waves):
+            inst = ws.catalog.for_wave(i, wave)
+            f = unit_field(inst)
+            if f is not None and f.context == "programme":
+                units = list(reg.programmes["code"])
+            elif f is not None:
+                units = list(reg.faculties["code"]) or [reg.university]
+            else:
+                units = [reg.university]
+            export, _ = synthesize_instrument(inst, units or [reg.university], n=rows,
+                                              seed=seed + k, straight_share=straight,
+                                              identical_share=identical,
+                                              label_language=ws.settings.language,
+                                              lists=_context_lists(inst, reg, f))  # fmt: skip
+            path = write_export(export, Path(out_dir) / wave / f"{i}.csv")
+            written += len(export)
+            console.print(f"{path}: {len(export):,} rows")
+    console.print(f"{written:,} rows of {', '.join(ids)} in {len(waves)} waves.")
 
 
 # ---------------------------------------------------------- instruments

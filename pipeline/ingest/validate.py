@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -523,7 +524,12 @@ def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
-    """Flags visible within a row: straight-lining and too few answers (nothing deleted)."""
+    """Flags visible within a row: straight-lining and too few answers (nothing deleted).
+
+    A straight-liner gives the same place on the scale to every item (five or more
+    answered): the same code where the items share a scale; on items of different
+    scales, the same relative position (lowest, highest, 1/3 of the way…).
+    """
     items = [f.code for f in inst.items if f.code in typed]
     rows = typed[SOURCE_ROW].to_numpy(dtype=np.int64)
     frames = []
@@ -531,6 +537,13 @@ def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
         n = len(typed)
         answered = np.zeros(n, dtype=np.int16)
         columns = [_numbers(typed[code]) for code in items]
+        bounds = [(inst.item_scale(c).low, inst.item_scale(c).high) for c in items]
+        if len(set(bounds)) > 1:  # positions on a common grid: exact integers
+            grid = math.lcm(*(hi - lo for lo, hi in bounds))
+            columns = [(np.where(present, (values.astype(np.int64) - lo) * (grid // (hi - lo)),
+                                 -1), present)
+                       for (values, present), (lo, hi) in zip(columns, bounds, strict=True)]  # fmt: skip
+            columns = [(np.where(v >= 0, v, -1), p & (v >= 0)) for v, p in columns]
         kind = np.result_type(*(values.dtype for values, _ in columns))
         if kind.kind in "iu":
             info = np.iinfo(kind)

@@ -52,7 +52,7 @@ from pipeline.instruments.model import ContextRole, Field, Instrument, Role, Sca
 GENERAL_LOADING = 0.7
 #: Loading of an item on its dimension factor, and the sd of its own noise.
 LOADING = 1.0
-NOISE = 0.7
+NOISE = 0.85  # as pipeline.synth.model.ITEM_NOISE
 #: Range of the item intercepts, in sd of ``y*`` (positive: answers lean favourable).
 INTERCEPT_RANGE = (0.1, 0.4)
 #: Mean above the declared minimum of an integer or decimal field.
@@ -125,6 +125,7 @@ def synthesize_instrument(
     non_answer_rate: float = 0.05,
     unit_offsets: dict[str, float] | None = None,
     label_language: str = "en",
+    lists: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A synthetic export of ``inst`` with ``n`` rows, and the truth behind it.
 
@@ -139,14 +140,17 @@ def synthesize_instrument(
     ``unit_offsets`` (unit code -> offset of the mean of ``g``) plants differences
     between units; units not named have offset 0. Context fields filled from a file other
     than the unit field (a teacher or discipline list, a programme when the units are
-    faculties) are left empty: the generator does not know those lists.
+    faculties) take their codes from ``lists``: field code -> {unit code -> codes}, the key
+    ``"*"`` for every unit (a row of a unit with no list draws from ``"*"``); fields
+    without a list are left empty.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, not {n}")
     if not units:
         raise ValueError("give at least one unit code")
-    for name, share in (("straight_share", straight_share), ("identical_share", identical_share),
-                        ("missing_rate", missing_rate), ("non_answer_rate", non_answer_rate)):  # fmt: skip
+    shares = {"straight_share": straight_share, "identical_share": identical_share,
+              "missing_rate": missing_rate, "non_answer_rate": non_answer_rate}  # fmt: skip
+    for name, share in shares.items():
         _check_share(name, share)
     offsets = dict(unit_offsets or {})
     unknown = sorted(set(offsets) - set(units))
@@ -219,6 +223,15 @@ def synthesize_instrument(
                 [COMMENTS[k] if w else None for k, w in zip(pick, wrote, strict=True)],
                 dtype=object,
             )
+        elif lists and f.code in lists:  # codes from a declared list, per unit
+            per_unit = lists[f.code]
+            out = np.full(n, None, dtype=object)
+            for u in np.unique(unit):
+                pool = per_unit.get(u) or per_unit.get("*") or []
+                at = np.flatnonzero(unit == u)
+                if pool:
+                    out[at] = np.asarray(pool, dtype=object)[rng.integers(0, len(pool), len(at))]
+            columns[f.code] = out
         else:  # text, a date, a list in a file the generator does not know
             columns[f.code] = np.full(n, None, dtype=object)
 
