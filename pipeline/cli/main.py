@@ -258,13 +258,20 @@ def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows:
                straight: float, identical: float) -> None:  # fmt: skip
     """Synthetic exports of the workspace's own questionnaires (pipeline.synth.generic)."""
     from pipeline.instruments import closest
+    from pipeline.synth import FORMAT_PLAN
     from pipeline.synth.generic import synthesize_instrument, unit_field, write_export
 
-    ws = workspace()
+    try:
+        ws = workspace()
+        known = list(ws.catalog.versions)
+    except SapatError:
+        ws, known = None, []
     for i in ids:
-        if i not in ws.catalog.versions:
-            raise UsageError(f"unknown questionnaire {i!r}" + closest(i, ws.catalog.versions),
-                             expected=", ".join(ws.catalog.versions) or "(none declared)")  # fmt: skip
+        if i not in known:
+            choices = [*FORMAT_PLAN, *(k for k in known if k not in FORMAT_PLAN)]
+            raise UsageError(f"unknown questionnaire {i!r}" + closest(i, choices),
+                             expected=", ".join(choices) + (
+                                 "" if ws else " (or one of your workspace's: run inside it)"))  # fmt: skip
     if rows < 1:
         raise UsageError("--rows must be at least 1", value=rows)
     for name, share in (("--straight-share", straight), ("--identical-share", identical)):

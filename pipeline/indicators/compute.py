@@ -49,6 +49,11 @@ COMPARED_LEVELS = ("faculty", "department", "programme", "teacher")
 HEADCOUNT_TOO_LOW = "headcount_below_respondents"
 
 
+def const(n: int, value: str) -> pd.Categorical:
+    """A column holding one text in every row, without a string per row."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
+
+
 def _scale_groups(inst_items: Mapping[str, Scale]) -> dict[tuple[int, int, int, int], list[str]]:
     """Items grouped by their scale's (low, high, positive_from, negative_to)."""
     out: dict[tuple[int, int, int, int], list[str]] = {}
@@ -210,7 +215,12 @@ def dimension_table(
     scores at or above the scale's positive threshold with its interval)."""
     if scores.empty:
         return pd.DataFrame()
+    dims = list(scores.columns)
+    scales = [dimension_scale(inst, d) for d in dims]
+    thresholds = np.array([s.positive_from for s in scales], dtype=float)
+    positive = pd.DataFrame(scores.to_numpy() >= thresholds, index=scores.index, columns=dims)
     rows = []
+    # one groupby per level for all dimensions; units factorized once per level
     for level, keys in _groups(inst, wide, university):
         ok = keys.notna().to_numpy()
         if not ok.any():
@@ -219,15 +229,18 @@ def dimension_table(
         codes, units = pd.factorize(keys[ok], sort=True)
         g = sub.groupby(codes)
         n, mean, sd = g.count(), g.mean(), g.std(ddof=1)
-        for d in scores.columns:
-            s = dimension_scale(inst, d)
-            pos = (sub[d] >= s.positive_from).groupby(codes).sum()
-            rows.append(pd.DataFrame({
-                "org_level": level, "unit": np.asarray(units, dtype=object)[n.index],
-                "dimension": d, "n": n[d].to_numpy(), "mean": mean[d].to_numpy(),
-                "sd": sd[d].to_numpy(), "x_positive": pos.to_numpy().astype("int64"),
-                "scale_low": s.low, "scale_high": s.high, "positive_from": s.positive_from,
-            }))  # fmt: skip
+        pos = positive[ok].groupby(codes).sum()
+        at = np.repeat(n.index.to_numpy(), len(dims))
+        rows.append(pd.DataFrame({
+            "org_level": level, "unit": np.asarray(units, dtype=object)[at],
+            "dimension": np.tile(np.asarray(dims, dtype=object), len(n)),
+            "n": n[dims].to_numpy().ravel(), "mean": mean[dims].to_numpy().ravel(),
+            "sd": sd[dims].to_numpy().ravel(),
+            "x_positive": pos[dims].to_numpy().ravel().astype("int64"),
+            "scale_low": np.tile([s.low for s in scales], len(n)),
+            "scale_high": np.tile([s.high for s in scales], len(n)),
+            "positive_from": np.tile([s.positive_from for s in scales], len(n)),
+        }))  # fmt: skip
     out = pd.concat(rows, ignore_index=True)
     out = out[out["n"] > 0].reset_index(drop=True)
     n = out["n"].to_numpy(float)
@@ -426,11 +439,12 @@ def comparison_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(``ind_benchmark``, ``ind_kruskal``, ``ind_dunn``) of some waves: at every org level
     with two units or more, each unit against the rest of the university, the
-    Kruskal-Wallis test across the level's units and Dunn's pairwise tests."""
+    Kruskal-Wallis test across the level's units and, where it finds a difference
+    (``p_adjusted < alpha``), Dunn's pairwise tests of that level's units."""
     scales = item_scales(insts)
     bench, kw, dunn = [], [], []
     by = ["instrument", "wave", "item"]
-    counts = counts.assign(instrument=next(iter(insts.values())).id)
+    counts = counts.assign(instrument=const(len(counts), next(iter(insts.values())).id))
     for level in COMPARED_LEVELS:
         sub = counts[counts["org_level"] == level]
         if sub.empty:
@@ -441,10 +455,18 @@ def comparison_tables(
             continue
         for pos, part in _by_threshold(sub, scales):
             bench.append(unit_vs_rest(part, "unit", by=by, positive_from=pos, adjust=stats.adjust,
-                                      confidence=stats.confidence).assign(org_level=level))  # fmt: skip
-        kw.append(kruskal_from_counts(sub, "unit", by=by, adjust=stats.adjust,
-                                      family=["instrument", "wave"]).assign(org_level=level))  # fmt: skip
-        dunn.append(dunn_pairwise(sub, "unit", by=by, adjust=stats.adjust).assign(org_level=level))
+                                      confidence=stats.confidence))  # fmt: skip
+            bench[-1]["org_level"] = const(len(bench[-1]), level)
+        omnibus = kruskal_from_counts(sub, "unit", by=by, adjust=stats.adjust,
+                                      family=["instrument", "wave"])  # fmt: skip
+        omnibus["org_level"] = const(len(omnibus), level)
+        kw.append(omnibus)
+        # Dunn's pairs are the follow-up of a Kruskal-Wallis test that found a difference
+        differ = omnibus.loc[omnibus["p_adjusted"] < stats.alpha, ["wave", "item"]]
+        if not differ.empty:
+            post = sub.merge(differ, on=["wave", "item"])
+            dunn.append(dunn_pairwise(post, "unit", by=by, adjust=stats.adjust))
+            dunn[-1]["org_level"] = const(len(dunn[-1]), level)
 
     def cat(parts):  # noqa: E306
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -467,7 +489,7 @@ def change_table(
     pair = counts[counts["wave"].isin([wave_from, wave_to]) & counts["item"].isin(comparable)]
     if pair.empty:
         return pd.DataFrame()
-    pair = pair.assign(instrument=inst_to.id)
+    pair = pair.assign(instrument=const(len(pair), inst_to.id))
     scales = {c: inst_to.item_scale(c) for c in comparable}
     parts = [
         wave_change(part, by=["instrument", "org_level", "unit", "item"], wave_col="wave",
@@ -477,7 +499,7 @@ def change_table(
         for pos, part in _by_threshold(pair, scales)
     ]  # fmt: skip
     out = pd.concat(parts, ignore_index=True)
-    out["wave"] = wave_to
+    out["wave"] = const(len(out), wave_to)
     return out
 
 
@@ -490,7 +512,7 @@ def trend_table(
     sub = counts[counts["item"].isin(comparable) & counts["wave"].isin(waves)]
     if sub.empty or len(waves) < 3:
         return pd.DataFrame()
-    sub = sub.assign(instrument=inst.id)
+    sub = sub.assign(instrument=const(len(sub), inst.id))
     scales = {c: inst.item_scale(c) for c in comparable}
     parts = [
         trend_logistic(part, by=["instrument", "org_level", "unit", "item"], wave_col="wave",
@@ -500,7 +522,7 @@ def trend_table(
         for pos, part in _by_threshold(sub, scales)
     ]  # fmt: skip
     out = pd.concat(parts, ignore_index=True)
-    out["wave"] = waves[-1]
+    out["wave"] = const(len(out), waves[-1])
     return out
 
 

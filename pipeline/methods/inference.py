@@ -219,9 +219,15 @@ def adjust_pvalues(
 
 
 def _with_adjustment(
-    frame: pd.DataFrame, family: Sequence[str], method: str | AdjustMethod
+    frame: pd.DataFrame,
+    family: Sequence[str],
+    method: str | AdjustMethod,
+    codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Add ``family``, ``family_size``, ``adjust_method``, ``p_adjusted`` (per family × test)."""
+    """Add ``family``, ``family_size``, ``adjust_method``, ``p_adjusted`` (per family × test).
+
+    ``codes``: the family × test code of each row when the caller has it already (equal
+    codes exactly for equal family and test values)."""
     method = _adjust_method(method)
     missing = [c for c in family if c not in frame.columns]
     if missing:
@@ -231,13 +237,21 @@ def _with_adjustment(
             expected="columns named in by (or the unit column)",
         )
     keys = [*family, "test"]
-    codes = frame.groupby(keys, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    if codes is None:
+        codes = frame.groupby(keys, sort=False, dropna=False, observed=True).ngroup().to_numpy()
     p = frame["p_value"].to_numpy(dtype=float)
     size = np.bincount(codes, weights=~np.isnan(p), minlength=codes.max(initial=-1) + 1)
-    label = "test=" + frame["test"].astype(str)
-    for col in reversed(family):
-        label = col + "=" + frame[col].astype(str) + "; " + label
-    frame["family"] = label.to_numpy(dtype=object)
+    # one label per family, from its first row (families are few, rows many)
+    _, first = np.unique(codes, return_index=True)
+    heads = frame.iloc[first]
+    labels = np.array(
+        ["; ".join(f"{c}={v}" for c, v in zip(keys, row, strict=True))
+         for row in zip(*(heads[c].astype(str) for c in keys), strict=True)] or [""],
+        dtype=object,
+    )  # fmt: skip
+    # a categorical column: the rows share a few thousand labels (no string per row)
+    compact = np.searchsorted(np.unique(codes), codes) if len(frame) else codes
+    frame["family"] = pd.Categorical.from_codes(compact, categories=pd.Index(labels[: len(first)]))
     frame["family_size"] = size[codes].astype(np.int64)
     frame["adjust_method"] = method.value
     frame["p_adjusted"] = adjust_pvalues(p, method, family=codes)
@@ -1034,10 +1048,10 @@ def _pairwise(
     else:
         z, statistic, p_value, test = mw["z"], mw["u"], mw["p_value"], StatTest.MANN_WHITNEY
     keys = fams.keys
-    out = keys.loc[ra, by].reset_index(drop=True)
+    out = keys[by].take(ra).reset_index(drop=True)
     out = out.assign(
-        group_a=keys[group_col].to_numpy()[ra],
-        group_b=keys[group_col].to_numpy()[rb],
+        group_a=keys[group_col].take(ra).to_numpy(),
+        group_b=keys[group_col].take(rb).to_numpy(),
         test=test.value,
         n_a=n_a.astype(np.int64),
         n_b=n_b.astype(np.int64),
@@ -1049,7 +1063,9 @@ def _pairwise(
         effect_size=mw["r"],
         effect_size_kind=EffectSize.RANK_BISERIAL.value,
     )
-    out = _with_adjustment(out, family, adjust)
+    # the pairs of one by-combination are one family when family = by (one test here)
+    codes = f if list(family) == list(by) else None
+    out = _with_adjustment(out, family, adjust, codes)
     return out[[*by, *_PAIRWISE_COLUMNS]]
 
 

@@ -22,7 +22,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -107,6 +107,16 @@ CREATE TABLE IF NOT EXISTS fct_answer_counts (
     n BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sys_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS sys_audit (
+    seq BIGINT NOT NULL,
+    at_utc TIMESTAMP NOT NULL,
+    actor VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    object VARCHAR,
+    outcome VARCHAR,
+    prev_hash VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sys_indicator_state (
     instrument VARCHAR, wave VARCHAR, signature VARCHAR, computed_at TIMESTAMP
 );
@@ -160,8 +170,19 @@ def response_ids(load_id: int, source_rows) -> np.ndarray:
 class Store:
     """A DuckDB database file, opened for writing by the CLI (one writer)."""
 
-    def __init__(self, path: str | Path, *, raw_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        raw_dir: str | Path | None = None,
+        audit_key: bytes | None = None,
+        actor: str | None = None,
+    ) -> None:
         self.path = Path(path)
+        #: the audit log's entries are chained with HMAC-SHA256 under this key (derived
+        #: from the pseudonymisation key, kept outside the database)
+        self.audit_key = audit_key
+        self.actor = actor or default_actor()
         #: where the untouched originals go: the workspace's data/raw, or a folder ``raw``
         #: beside the database file
         self.raw_dir = Path(raw_dir) if raw_dir else self.path.parent / "raw"
@@ -723,6 +744,31 @@ class Store:
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dim")
             self.con.unregister("_dim")
 
+    # ------------------------------------------------------------- audit log
+    def audit(self, action: str, obj: str | None = None, outcome: str | None = None) -> None:
+        """Append an entry to the audit log: UTC time, actor, action, object, outcome,
+        chained to the previous entry (no respondent data ever goes in)."""
+        last = self.con.execute(
+            "SELECT seq, hash FROM sys_audit ORDER BY seq DESC LIMIT 1").fetchall()  # fmt: skip
+        seq, prev = (int(last[0][0]) + 1, last[0][1]) if last else (1, GENESIS)
+        at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        digest = audit_hash(self.audit_key, seq, at, self.actor, action, obj, outcome, prev)
+        self.con.execute(
+            "INSERT INTO sys_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, at, self.actor, action, obj, outcome, prev, digest],
+        )
+
+    def audit_log(self) -> pd.DataFrame:
+        return self.con.execute("SELECT * FROM sys_audit ORDER BY seq").fetchdf()
+
+    def publish(self, directory: Path, signature: str = "") -> Path:
+        """Publish a read-only snapshot for readers (:mod:`pipeline.store.snapshots`)."""
+        from pipeline.store.snapshots import publish
+
+        path = publish(self.con, directory, signature)
+        self.audit("publish", path.name, "ok")
+        return path
+
     # ------------------------------------------------- indicator inputs and outputs
     def loaded_waves(self, instrument: str | None = None) -> pd.DataFrame:
         """(instrument, wave) pairs holding loaded files, with ``has_ids`` (false when a
@@ -829,20 +875,22 @@ class Store:
         have = {r[0] for r in self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
         ).fetchall()}  # fmt: skip
-        cols = "".join(f', CASE WHEN f."{c}" >= 0 THEN f."{c}"::DOUBLE END AS "{c}"'
-                       for c in columns if c in have)  # fmt: skip
+        answers = [c for c in columns if c in have]
+        cols = "".join(f', f."{c}"::DOUBLE AS "{c}"' for c in answers)
         extras = "".join(f', f."{c}"' if c in have else f', NULL AS "{c}"' for c in extra)
         _lookup = rollup  # noqa: F841
-        return (
-            self.con.sql(
-                f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
+        frame = self.con.sql(
+            f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
                 FROM {table} f LEFT JOIN _lookup l ON l.unit = coalesce(f.programme, f.unit)
                 WHERE f.wave = $wave AND NOT f.excluded""",
-                params={"wave": wave},
-            )
-            .to_arrow_table()
-            .to_pandas()
-        )
+            params={"wave": wave},
+        ).to_arrow_table().to_pandas()  # fmt: skip
+        if answers:  # declared non-answers (negative codes) are no answer: NaN
+            block = frame[answers].to_numpy(dtype=float)
+            masked = pd.DataFrame(np.where(block >= 0, block, np.nan), index=frame.index,
+                                  columns=answers, copy=False)  # fmt: skip
+            frame = pd.concat([frame.drop(columns=answers), masked], axis=1)
+        return frame
 
     def cell_answer_counts(self, instrument: str, wave: str, items: list[str],
                            rollup: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
@@ -857,6 +905,59 @@ class Store:
                GROUP BY ALL""",
             {"instrument": instrument, "wave": wave, "items": items},
         ).fetchdf()
+
+
+#: The previous hash of the first audit entry.
+GENESIS = "0" * 64
+
+
+def default_actor() -> str:
+    """Who is acting: ``SAPAT_ACTOR`` (the dashboard sets its user), else the login name."""
+    import getpass
+    import os
+
+    try:
+        return os.environ.get("SAPAT_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):  # no user name known (a container without one)
+        return "unknown"
+
+
+def audit_hash(key: bytes | None, seq: int, at, actor: str, action: str, obj, outcome,
+               prev: str) -> str:  # fmt: skip
+    """The chained hash of one audit entry: HMAC-SHA256 under a key derived from the
+    pseudonymisation key (SHA-256 without one)."""
+    import hashlib
+    import hmac
+
+    text = "\x1f".join(str(v) for v in (seq, at, actor, action, obj, outcome, prev)).encode()
+    if key:
+        derived = hashlib.sha256(b"sapat-audit\x1f" + key).digest()
+        return hmac.new(derived, text, hashlib.sha256).hexdigest()
+    return hashlib.sha256(text).hexdigest()
+
+
+def verify_audit(log: pd.DataFrame, key: bytes | None) -> list[str]:
+    """Problems of an audit log (empty when intact): an edited entry (its hash does not
+    match), a deleted one (a gap, or a broken link), entries out of order."""
+    problems = []
+    prev, expected = GENESIS, 1
+    for row in log.itertuples(index=False):
+        if row.seq != expected:
+            problems.append(f"entry {expected} is missing or out of order (found {row.seq})")
+            expected = row.seq
+        if row.prev_hash != prev:
+            problems.append(f"entry {row.seq} does not follow the entry before it "
+                            "(one was deleted, inserted or moved)")  # fmt: skip
+        want = audit_hash(key, row.seq, pd.Timestamp(row.at_utc).to_pydatetime(), row.actor,
+                          row.action, _none(row.object), _none(row.outcome), row.prev_hash)  # fmt: skip
+        if want != row.hash:
+            problems.append(f"entry {row.seq} was changed after it was written")
+        prev, expected = row.hash, expected + 1
+    return problems
+
+
+def _none(v):
+    return None if v is None or (isinstance(v, float) and v != v) else v
 
 
 def _rollup_sql(source: str, cols: str, agg: str, teacher: bool) -> str:
