@@ -767,9 +767,10 @@ def ingest(
         key = load_key()
         results = []
         with (
-            Store(_db(db), raw_dir=s.raw_dir) as store,
+            Store(_db(db), raw_dir=s.raw_dir, audit_key=key) as store,
             progress_bar() as update,
         ):
+            _audit_settings(store, ws)
             for f in files:
                 r = ingest_file(f, store, catalog, registry, key=key, instrument=instrument,
                                 wave=wave, dialect=export_format, mapping=explicit,
@@ -780,6 +781,8 @@ def ingest(
                 results.append(r)
                 if not as_json and not _STATE.get("quiet"):
                     _print_result(r)
+            if any(r.status == "loaded" for r in results):
+                store.publish(_snapshots(db), s.stats.signature())
     if as_json:
         keys = ("file", "sha256", "status", "instrument", "version", "wave", "dialect",
                 "encoding", "layout", "rows_read", "rows_loaded", "rows_quarantined",
@@ -983,21 +986,67 @@ def _check_statistics(confidence: float | None, ci_method: str | None, adjust: s
         raise UsageError(f"unknown --adjust {adjust!r}", expected="holm or bh")
 
 
-def _recompute(db: Path | None, options: dict, full: bool) -> None:
-    """Recompute what new loads touched (everything with ``full``)."""
-    from pipeline.indicators import recompute
-    from pipeline.store import Store
+def _snapshots(db: Path | None) -> Path:
+    """Where the published snapshots of the database live."""
+    return _db(db).parent / "snapshots"
+
+
+def _audit_settings(store, ws) -> None:
+    """Record in the audit log when the workspace's settings file changed."""
+    import hashlib
+
+    src = ws.settings.source
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16] if src else "defaults"
+    last = store.con.execute(
+        "SELECT outcome FROM sys_audit WHERE action = 'settings' ORDER BY seq DESC LIMIT 1"
+    ).fetchall()
+    if not last or last[0][0] != digest:
+        store.audit("settings", str(src.name if src else "defaults"), digest)
+
+
+def _fresh(db: Path | None, options: dict, full: bool):
+    """A read-only connection to current figures: recompute what new loads (or other
+    statistical choices) touched and publish a snapshot when needed, then open the newest
+    snapshot. Reading never touches the live database otherwise."""
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.publish import connect
+    from pipeline.store import Store, touched
+    from pipeline.store.snapshots import open_current
 
     ws = workspace()
-    s = ws.settings.with_stats(**options)
+    stats = ws.settings.with_stats(**options).stats
     path = _db(db)
+    snaps = _snapshots(db)
+    snap = open_current(snaps)
+    if snap is not None and not full:
+        meta = snap.execute("SELECT any_value(signature) FROM snapshot_meta").fetchone()[0]
+        if meta == stats.signature():
+            try:
+                live = connect(path)
+            except SapatError:  # a load is being written: read the last published figures
+                return snap
+            try:
+                if touched(live, stats.signature(), False).empty:
+                    return snap
+            finally:
+                live.close()
+        snap.close()
+    elif snap is not None:
+        snap.close()
     if not path.exists():
         raise UsageError("there is no database yet: load files with `sapat ingest` first",
                          file=str(path))  # fmt: skip
-    with Store(path, raw_dir=ws.settings.raw_dir) as store, progress_bar() as update:
-        done = recompute(store, ws.registry, ws.catalog, s.stats, full=full, progress=update)
-    if len(done):
-        err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
+    from pipeline.indicators import recompute
+
+    with Store(path, raw_dir=ws.settings.raw_dir, audit_key=load_key()) as store, \
+            progress_bar() as update:  # fmt: skip
+        _audit_settings(store, ws)
+        done = recompute(store, ws.registry, ws.catalog, stats, full=full, progress=update)
+        if len(done):
+            store.audit("recompute", f"{len(done)} questionnaire × wave", stats.signature())
+            err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
+        store.publish(snaps, stats.signature())
+    return open_current(snaps)
 
 
 @app.command()
@@ -1080,9 +1129,8 @@ def indicators(
             _parse_waves(wave)
         ws = workspace()
         options = {"confidence": confidence, "ci_method": ci_method, "adjust": adjust}
-        _recompute(db, options, recompute_all)
-        con = _read_only(db)
-        loaded = con.execute("SELECT DISTINCT instrument, wave FROM sys_loads "
+        con = _fresh(db, options, recompute_all)
+        loaded = con.execute("SELECT DISTINCT instrument, wave FROM pub_loads "
                              "WHERE status = 'loaded'").fetchdf()  # fmt: skip
         _check_name("questionnaire", instrument, loaded["instrument"])
         _check_name("wave", wave, loaded["wave"])
@@ -1151,8 +1199,7 @@ def changes(
         if not 0 < a < 0.5:
             raise UsageError("--alpha must be between 0 and 0.5", value=a,
                              expected="a significance level such as 0.05")  # fmt: skip
-        _recompute(db, {}, False)
-        con = _read_only(db)
+        con = _fresh(db, {}, False)
         filters = {"wave": wave, "org_level": level, "instrument": instrument}
         frame = read(con, "ind_changes", viewer=OFFICE, tree=Tree.of(ws.registry),
                      min_n=ws.settings.min_n,
@@ -1192,6 +1239,135 @@ def changes(
                 "positive": "% positive", "p_adjusted": "p (adj.)",
                 "effect_size": "effect"})  # fmt: skip
         _write_output(frame, fmt, out, f"Changes into {wave} ({level})")
+
+
+# ------------------------------------------------------------- the store
+audit_app = typer.Typer(help="The audit log: who did what to the database, and when.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(min=1, help="Show the last N entries.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the audit log: UTC time, actor, action, object, outcome (no respondent data)."""
+    with friendly_errors():
+        con = _read_only(db)
+        frame = con.execute(
+            "SELECT seq, strftime(at_utc, '%Y-%m-%d %H:%M:%S') AS at_utc, actor, action, "
+            "object, outcome FROM sys_audit ORDER BY seq DESC LIMIT ?", [limit]
+        ).fetchdf().iloc[::-1]  # fmt: skip
+    _show(frame, "Audit log", as_json)
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None) -> None:
+    """Check that no entry of the audit log was edited, deleted or moved.
+
+    Each entry is chained to the one before it with a keyed hash (HMAC-SHA256 under a
+    key derived from the pseudonymisation key, which is kept outside the database).
+    Exit code 1 when the chain is broken.
+    """
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.store import verify_audit
+
+    with friendly_errors():
+        con = _read_only(db)
+        log = con.execute("SELECT * FROM sys_audit ORDER BY seq").fetchdf()
+        problems = verify_audit(log, load_key())
+    if problems:
+        for p in problems:
+            err.print(f"[red]✗[/] {p}")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] The audit log's {len(log)} entries are intact.")
+
+
+@app.command()
+def rebuild(
+    swap: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the database by the rebuilt one when every table is the "
+            "same (the old one is kept beside it as sapat.before-rebuild.duckdb)."
+        ),
+    ] = False,  # fmt: skip
+    db: DbOption = None,
+) -> None:
+    """Load every original file again into a new database, in the order they were first
+    loaded and with the same options, recompute the indicators, and compare every table
+    with the database it would replace (content checksums).
+    """
+    from pipeline.indicators import recompute
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.ingest.rebuild import rebuild as run_rebuild
+
+    with friendly_errors():
+        ws = workspace()
+        old = _db(db)
+        if not old.exists():
+            raise UsageError("there is no database to rebuild", file=str(old))
+        new = old.with_name(old.stem + ".rebuilt.duckdb")
+        if new.exists():
+            new.unlink()
+        key = load_key()
+        stats = ws.settings.stats
+        with progress_bar() as update:
+            result = run_rebuild(old, new, ws.catalog, ws.registry, key=key,
+                                 recompute=lambda store: recompute(store, ws.registry,
+                                                                   ws.catalog, stats),
+                                 progress=update)  # fmt: skip
+    table = Table(title="Rebuild: every table compared")
+    for col in ("table", "rows before", "rows after", "same"):
+        table.add_column(col)
+    for c in result:
+        table.add_row(c.table, f"{c.rows_before:,}", f"{c.rows_after:,}",
+                      "[green]yes[/]" if c.same else "[red]NO[/]")  # fmt: skip
+    console.print(table)
+    differ = [c.table for c in result if not c.same]
+    if differ:
+        err.print(f"[red]✗[/] {len(differ)} table(s) differ: {', '.join(differ)}; the rebuilt "
+                  f"database is kept as {new} for a look")  # fmt: skip
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] The rebuilt database {new.name} equals {old.name}.")
+    if swap:
+        old.replace(old.with_name(old.stem + ".before-rebuild.duckdb"))
+        new.replace(old)
+        console.print(f"{old.name} is now the rebuilt one.")
+
+
+@app.command("publish")
+def publish_command(
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write every published table as Parquet into this folder "
+            "(for a warehouse: Spark, Trino, DuckDB elsewhere)."
+        ),
+    ] = None,  # fmt: skip
+    db: DbOption = None,
+) -> None:
+    """Publish a snapshot of the indicators for readers now (loads and recomputes publish
+    one by themselves)."""
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.store import Store
+
+    with friendly_errors():
+        ws = workspace()
+        path = _db(db)
+        if not path.exists():
+            raise UsageError("there is no database yet: load files with `sapat ingest` first",
+                             file=str(path))  # fmt: skip
+        with Store(path, raw_dir=ws.settings.raw_dir, audit_key=load_key()) as store:
+            snap = store.publish(_snapshots(db), ws.settings.stats.signature())
+        console.print(f"[green]✓[/] Published {snap}")
+        if parquet is not None:
+            from pipeline.store.snapshots import export_parquet
+
+            files = export_parquet(snap, parquet)
+            console.print(f"  {len(files)} tables written as Parquet into {parquet}")
 
 
 # ------------------------------------------------------------------ demo

@@ -45,6 +45,9 @@ from pipeline.methods.weighting import weighted_estimates_from_counts
 ORG_LEVELS = ("university", "faculty", "department", "programme", "teacher")
 #: Levels across which units are compared (benchmark, Kruskal-Wallis, Dunn).
 COMPARED_LEVELS = ("faculty", "department", "programme", "teacher")
+#: Dunn's pairwise tests only between at most this many units of a level (30 units: 435
+#: pairs per item); beyond, each unit against the rest (ind_benchmark) is the readable view.
+MAX_PAIRWISE_UNITS = 30
 #: Reason stored in ``reliability_reason`` when a headcount is below its respondents.
 HEADCOUNT_TOO_LOW = "headcount_below_respondents"
 
@@ -436,13 +439,14 @@ def _by_threshold(counts: pd.DataFrame, scales: Mapping[str, Scale]):
 
 def comparison_tables(
     insts: Mapping[str, Instrument], counts: pd.DataFrame, stats: Statistics
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str | None]:
     """(``ind_benchmark``, ``ind_kruskal``, ``ind_dunn``) of some waves: at every org level
     with two units or more, each unit against the rest of the university, the
     Kruskal-Wallis test across the level's units and, where it finds a difference
-    (``p_adjusted < alpha``), Dunn's pairwise tests of that level's units."""
+    (``p_adjusted < alpha``), Dunn's pairwise tests of that level's units — for levels of
+    at most :data:`MAX_PAIRWISE_UNITS` units; the note names the levels left out."""
     scales = item_scales(insts)
-    bench, kw, dunn = [], [], []
+    bench, kw, dunn, skipped = [], [], [], []
     by = ["instrument", "wave", "item"]
     counts = counts.assign(instrument=const(len(counts), next(iter(insts.values())).id))
     for level in COMPARED_LEVELS:
@@ -461,9 +465,12 @@ def comparison_tables(
                                       family=["instrument", "wave"])  # fmt: skip
         omnibus["org_level"] = const(len(omnibus), level)
         kw.append(omnibus)
-        # Dunn's pairs are the follow-up of a Kruskal-Wallis test that found a difference
+        # Dunn's pairs are the follow-up of a Kruskal-Wallis test that found a difference,
+        # between a readable number of units (beyond, each unit against the rest says it)
         differ = omnibus.loc[omnibus["p_adjusted"] < stats.alpha, ["wave", "item"]]
-        if not differ.empty:
+        if sub["unit"].nunique() > MAX_PAIRWISE_UNITS:
+            skipped.append(level)
+        elif not differ.empty:
             post = sub.merge(differ, on=["wave", "item"])
             dunn.append(dunn_pairwise(post, "unit", by=by, adjust=stats.adjust))
             dunn[-1]["org_level"] = const(len(dunn[-1]), level)
@@ -471,7 +478,11 @@ def comparison_tables(
     def cat(parts):  # noqa: E306
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
-    return cat(bench), cat(kw), cat(dunn)
+    note = None
+    if skipped:
+        note = (f"Dunn's pairs not computed at level(s) {', '.join(skipped)}: more than "
+                f"{MAX_PAIRWISE_UNITS} units (see each unit against the rest: ind_benchmark)")  # fmt: skip
+    return cat(bench), cat(kw), cat(dunn), note
 
 
 def change_table(

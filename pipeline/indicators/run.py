@@ -133,11 +133,14 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
     for table, parts in per_resp.items():
         parts = [p for p in parts if p is not None and not p.empty]
         store.replace_rows(table, pd.concat(parts, ignore_index=True) if parts else None, keys)
-    store.replace_rows("ind_unavailable", pd.DataFrame(
-        unavailable, columns=["instrument", "wave", "table_name", "reason"]), keys)  # fmt: skip
-    bench, kw, dunn = ic.comparison_tables({w: insts[w] for w in waves}, counts, stats)
+    bench, kw, dunn, note = ic.comparison_tables({w: insts[w] for w in waves}, counts, stats)
     for table, frame in (("ind_benchmark", bench), ("ind_kruskal", kw), ("ind_dunn", dunn)):
         store.replace_rows(table, frame, keys)
+    if note:
+        unavailable += [(instrument, w, "ind_dunn", note) for w in waves]
+    store.replace_rows("ind_unavailable", pd.DataFrame(
+        unavailable, columns=["instrument", "wave", "table_name", "reason"]), keys)  # fmt: skip
+
     # changes between consecutive waves, where the item is comparable
     # (stored under the later wave: recomputing a wave also redoes the change into the next)
     changes, later = [], set(waves)

@@ -82,6 +82,28 @@ def read_mapping_file(path: str | Path) -> Mapping:
     return out
 
 
+def mapping_to_json(mapping: Mapping | None) -> str | None:
+    """A mapping as JSON (kept with a load, so a rebuild reads the file the same way)."""
+    if mapping is None:
+        return None
+    import json
+
+    return json.dumps({"columns": mapping.columns, "layout": mapping.layout,
+                       "respondent": mapping.respondent, "question": mapping.question,
+                       "answer": mapping.answer}, ensure_ascii=False)  # fmt: skip
+
+
+def mapping_from_json(text: str | None) -> Mapping | None:
+    if not text:
+        return None
+    import json
+
+    data = json.loads(text)
+    return Mapping(columns=dict(data.get("columns") or {}), layout=data.get("layout", WIDE),
+                   respondent=data.get("respondent"), question=data.get("question"),
+                   answer=data.get("answer"))  # fmt: skip
+
+
 def layout_of(mapping: Mapping | None) -> str:
     if mapping is None or mapping.layout == WIDE:
         return WIDE

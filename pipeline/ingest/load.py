@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import InputFileError, MappingError, SapatError, UsageError, ValidationFailed
-from pipeline.ingest.layout import WIDE, Mapping, layout_of, widen
+from pipeline.ingest.layout import WIDE, Mapping, layout_of, mapping_to_json, widen
 from pipeline.ingest.mapping import ColumnMap, Meta, map_columns
 from pipeline.ingest.validate import (
     Context,
@@ -142,12 +142,15 @@ def ingest_file(
     duplicate_window_minutes: float = 60.0,
     speeder_fraction: float = 0.5,
     progress: Callable[[str, int, int], None] | None = None,
+    file_name: str | None = None,
 ) -> LoadResult:
     """Load one export in one transaction; a :class:`LoadResult` whatever happens.
 
     ``set_values`` gives context the file lacks, the same for every row (``{"programme":
     "P-ENG-B"}`` for a file from one programme), by field code or context role.
     ``duplicates``: what to do with repeated submissions (``exclude``, ``flag``, ``off``).
+    ``file_name``: the name recorded for the file (default: its own; a rebuild passes the
+    original's name for the kept copy).
     """
     path = Path(path)
     if isinstance(mapping, dict):
@@ -213,17 +216,21 @@ def ingest_file(
             result.notes.append(
                 "personal columns recognised and not stored: " + ", ".join(map(repr, dropped))
             )
-        policy = RepeatPolicy(duplicates, duplicate_window_minutes, speeder_fraction)
+        policy = RepeatPolicy(duplicates, duplicate_window_minutes, speeder_fraction,
+                              mapping_to_json(mapping), file_name or path.name)  # fmt: skip
         _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
               result, progress, constants, policy, set_values or {})  # fmt: skip
     except AlreadyLoaded as exc:
         result.status = "duplicate"
         result.rows_loaded = result.rows_quarantined = result.rows_flagged = 0
         result.notes.append(exc.message)
+        store.audit("load", f"{path.name} ({result.sha256[:12]})", "duplicate: a re-export")
     except SapatError as exc:
         result.status = "rejected"
         result.rows_loaded = 0
         result.errors.insert(0, exc.as_dict())
+        store.audit("load", f"{path.name} ({(result.sha256 or '')[:12]})",
+                    f"rejected: {exc.code}")  # fmt: skip
     return result
 
 
@@ -234,6 +241,9 @@ class RepeatPolicy:
     duplicates: str = "exclude"  # exclude | flag | off
     window_minutes: float = 60.0
     speeder_fraction: float = 0.5
+    #: the mapping file's content as JSON (recorded with the load, for rebuilds)
+    mapping: str | None = None
+    file_name: str | None = None
 
 
 #: Prefix of the columns ``--set`` adds to an export.
@@ -454,13 +464,14 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
     result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
     assert read == loaded + quarantined
     store.write_manifest({
-        "load_id": load_id, "sha256": result.sha256, "file_name": path.name,
+        "load_id": load_id, "sha256": result.sha256, "file_name": policy.file_name,
         "instrument": inst.id, "version": inst.version,
         "wave": wave, "dialect": export.dialect, "encoding": export.encoding,
         "sheet": export.sheet, "rows_read": read, "rows_loaded": loaded, "raw_path": str(raw_path),
         "rows_quarantined": quarantined, "status": "loaded", "layout": result.layout,
         "duplicates": policy.duplicates, "content_key": content,
         "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
+        "mapping": policy.mapping,
         "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
     })  # fmt: skip
     store.flag_wave(inst, wave, load_id, window_minutes=policy.window_minutes,
@@ -468,6 +479,9 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
     versions = store.wave_versions(table, wave)
     store.refresh_counts([catalog.get(inst.id, v) for v in versions] or [inst], wave,
                          writer.counts)  # fmt: skip
+    store.audit("load", f"{path.name} ({result.sha256[:12]})",
+                f"loaded as load {load_id}: {inst.id} {inst.version} {wave}, {read} rows read, "
+                f"{loaded} loaded, {quarantined} set aside")  # fmt: skip
     return store.keep_raw(path, raw_path)
 
 

@@ -9,6 +9,8 @@ from pipeline.store.database import (
     quarantine_json,
     response_ids,
     scale_codes,
+    touched,
+    verify_audit,
 )
 
 __all__ = [
@@ -20,4 +22,6 @@ __all__ = [
     "quarantine_json",
     "response_ids",
     "scale_codes",
+    "touched",
+    "verify_audit",
 ]

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS sys_loads (
     duplicates VARCHAR NOT NULL DEFAULT 'exclude',
     set_values VARCHAR,
     content_key VARCHAR,
+    mapping VARCHAR,
     status VARCHAR NOT NULL,
     replaces INTEGER,
     replaced_by INTEGER,
@@ -789,19 +790,7 @@ class Store:
     def touched(self, signature: str, full: bool) -> pd.DataFrame:
         """(instrument, wave, signature) whose loads or statistical choices changed since
         their indicators were computed (all with ``full``)."""
-        now = self.con.execute(
-            """SELECT instrument, wave, string_agg(load_id::VARCHAR || ':' || status, ','
-                      ORDER BY load_id) || ' | ' || ? AS signature
-               FROM sys_loads WHERE instrument IS NOT NULL GROUP BY ALL""",
-            [signature],
-        ).fetchdf()
-        if full:
-            return now
-        before = self.con.execute(
-            "SELECT instrument, wave, signature FROM sys_indicator_state").fetchdf()  # fmt: skip
-        merged = now.merge(before, on=["instrument", "wave"], how="left", suffixes=("", "_old"))
-        changed = merged["signature"] != merged["signature_old"]
-        return merged.loc[changed, ["instrument", "wave", "signature"]].reset_index(drop=True)
+        return touched(self.con, signature, full)
 
     def mark_computed(self, touched: pd.DataFrame) -> None:
         _touched = touched[["instrument", "wave", "signature"]]  # noqa: F841 (replacement scan)
@@ -905,6 +894,22 @@ class Store:
                GROUP BY ALL""",
             {"instrument": instrument, "wave": wave, "items": items},
         ).fetchdf()
+
+
+def touched(con: duckdb.DuckDBPyConnection, signature: str, full: bool) -> pd.DataFrame:
+    """:meth:`Store.touched` on any connection to a store (read-only will do)."""
+    now = con.execute(
+        """SELECT instrument, wave, string_agg(load_id::VARCHAR || ':' || status, ','
+                  ORDER BY load_id) || ' | ' || ? AS signature
+           FROM sys_loads WHERE instrument IS NOT NULL GROUP BY ALL""",
+        [signature],
+    ).fetchdf()
+    if full:
+        return now
+    before = con.execute("SELECT instrument, wave, signature FROM sys_indicator_state").fetchdf()
+    merged = now.merge(before, on=["instrument", "wave"], how="left", suffixes=("", "_old"))
+    changed = merged["signature"] != merged["signature_old"]
+    return merged.loc[changed, ["instrument", "wave", "signature"]].reset_index(drop=True)
 
 
 #: The previous hash of the first audit entry.

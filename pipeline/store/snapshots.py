@@ -71,7 +71,7 @@ def publish(con: duckdb.DuckDBPyConnection, directory: Path, signature: str = ""
         sources = [(t, f"SELECT * FROM {t}") for t in (*TABLES, *DECLARATIONS) if t in have]
         sources += list(SUMMARIES.items())
         for table, query in sources:
-            data = con.execute(query).to_arrow_table()  # noqa: F841 (a replacement scan)
+            data = con.sql(query).to_arrow_table()  # noqa: F841 (a replacement scan)
             snap.execute(f"CREATE TABLE {table} AS SELECT * FROM data")
             rows, total = checksum(snap, table)
             meta.append((table, rows, total))
@@ -134,3 +134,20 @@ def open_current(directory: Path, attempts: int = 5) -> duckdb.DuckDBPyConnectio
                 raise
             time.sleep(0.02 * (k + 1))
     return None
+
+
+def export_parquet(snapshot: Path, folder: Path) -> list[Path]:
+    """Every table of a snapshot as ``<table>.parquet`` in ``folder`` (for warehouses)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(snapshot), read_only=True)
+    out = []
+    try:
+        import pyarrow.parquet as pq
+
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall():
+            path = folder / f"{table}.parquet"
+            pq.write_table(con.sql(f"SELECT * FROM {table}").to_arrow_table(), path)
+            out.append(path)
+    finally:
+        con.close()
+    return out

@@ -277,7 +277,8 @@ _declare(Table(
 
 _declare(Table(
     "ind_dunn", "Dunn's pairwise tests, where the Kruskal-Wallis test of the item, wave "
-    "and level found a difference (its p_adjusted below alpha).",
+    "and level found a difference (its p_adjusted below alpha), at levels of at most 30 "
+    "units (ind_unavailable names the others).",
     (_INSTRUMENT, _WAVE, _ORG_LEVEL, _ITEM, K("group_a", "VARCHAR", "first unit"),
      K("group_b", "VARCHAR", "second unit"), *_TEST_COLUMNS[:1],
      S("n_a", "BIGINT", "answers in group_a"), S("n_b", "BIGINT", "in group_b"),
