@@ -218,6 +218,10 @@ class Store:
                 "(the originals are in data/raw)",
             )
         self.con.execute(SCHEMA)
+        # columns added to the manifest since layout 2 was first written
+        for column, kind in (("content_key", "VARCHAR"), ("mapping", "VARCHAR"),
+                             ("set_values", "VARCHAR")):  # fmt: skip
+            self.con.execute(f"ALTER TABLE sys_loads ADD COLUMN IF NOT EXISTS {column} {kind}")
         row = self.con.execute("SELECT value FROM sys_meta WHERE key = 'schema'").fetchall()
         if not row:
             self.con.execute("INSERT INTO sys_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
@@ -311,10 +315,10 @@ class Store:
 
     # --------------------------------------------------------------- writing
     @contextmanager
-    def loading(self, limit: str = LOAD_MEMORY) -> Iterator[None]:
+    def loading(self) -> Iterator[None]:
         """DuckDB set up for loading a file, then back to its defaults.
 
-        - Memory capped at ``limit`` (DuckDB's own default, 80 % of RAM, comes back
+        - Memory capped at :data:`LOAD_MEMORY` (DuckDB's own default, 80 % of RAM, comes back
           afterwards). Left alone, DuckDB keeps every block a load writes cached while
           RAM allows, so a load's memory would grow with the file: with the cap it
           evicts them (they are on disk) and spills its larger intermediate results,
@@ -326,7 +330,7 @@ class Store:
           checkpoint copies them again (a third of a second per million rows). A
           checkpoint is as atomic as the log: a crash leaves the old or the new file.
         """
-        self.con.execute(f"SET memory_limit = '{limit}'").fetchall()
+        self.con.execute("SET memory_limit = '1GB'").fetchall()  # LOAD_MEMORY
         self.con.execute("SET checkpoint_threshold = '1kB'").fetchall()
         try:
             yield
