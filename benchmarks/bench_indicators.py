@@ -82,9 +82,16 @@ def step_generate(folder: str, waves: str, scale: str, fmt: str, seed: str) -> d
     from pipeline.synth import synthesize
 
     catalog, registry = _tools()
-    truth = synthesize(folder, registry, catalog, waves=waves.split(","), seed=int(seed),
-                       scale=float(scale), instruments=[INSTRUMENT],
-                       dialect=fmt)  # fmt: skip
+    truth = synthesize(
+        folder,
+        registry,
+        catalog,
+        waves=waves.split(","),
+        seed=int(seed),
+        scale=float(scale),
+        instruments=[INSTRUMENT],
+        dialect=fmt,
+    )
     return {"files": len(truth["files"]), "rows": sum(f["rows"] for f in truth["files"])}
 
 
@@ -118,16 +125,20 @@ def step_long(db: str, long_db: str) -> dict:
     items = sorted({f.code for inst in catalog.all() if inst.id == INSTRUMENT for f in inst.items})
     con = duckdb.connect(long_db)
     con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ?",
-        [f"fct_{INSTRUMENT}"]).fetchall()}  # fmt: skip
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ?",
+            [f"fct_{INSTRUMENT}"],
+        ).fetchall()
+    }
     cols = ", ".join(f'"{c}"' for c in items if c in have)
     t0 = time.perf_counter()
     con.execute(f"""CREATE OR REPLACE TABLE answers_long AS
         SELECT wave, programme, item, answer FROM (
             UNPIVOT (SELECT wave, programme, {cols} FROM src.fct_{INSTRUMENT} WHERE NOT excluded)
             ON {cols} INTO NAME item VALUE answer)
-        WHERE answer >= 0""")  # fmt: skip
+        WHERE answer >= 0""")
     rows = con.execute("SELECT count(*) FROM answers_long").fetchone()[0]
     seconds = time.perf_counter() - t0
     con.close()
@@ -185,13 +196,18 @@ def step_compute(db: str, full: str, waves: str, scale: str, profile: str) -> di
         Path(profile).write_text(text.getvalue(), encoding="utf-8")
     tables = {}
     for t in TABLES:
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                             [t]).fetchone()[0]  # fmt: skip
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [t]
+        ).fetchone()[0]
         if exists:
             tables[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
     store.close()
-    return {"seconds": seconds, "touched": touched[["instrument", "wave"]].values.tolist(),
-            "rows": tables, "rss_after_import_mb": base}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "touched": touched[["instrument", "wave"]].values.tolist(),
+        "rows": tables,
+        "rss_after_import_mb": base,
+    }
 
 
 STEPS = {
@@ -269,10 +285,19 @@ def prepare(work: Path, responses: int, n_waves: int, fmt: str, seed: int) -> di
         print(f"    {r['rows']:,} answers in {r['seconds']:.1f} s", flush=True)
         long_done.write_text(json.dumps(r), encoding="utf-8")
     long = json.loads(long_done.read_text(encoding="utf-8"))
-    return {"folder": folder, "waves": waves, "scale": scale, "files": files, "base": base,
-            "responses_loaded": ingested["rows_loaded"], "responses_read": ingested["rows_read"],
-            "extra_wave_rows": by_wave[waves[-1]]["rows"], "long_db": long_db,
-            "long_rows": long["rows"], "long_build_seconds": long["seconds"]}  # fmt: skip
+    return {
+        "folder": folder,
+        "waves": waves,
+        "scale": scale,
+        "files": files,
+        "base": base,
+        "responses_loaded": ingested["rows_loaded"],
+        "responses_read": ingested["rows_read"],
+        "extra_wave_rows": by_wave[waves[-1]]["rows"],
+        "long_db": long_db,
+        "long_rows": long["rows"],
+        "long_build_seconds": long["seconds"],
+    }
 
 
 def machine_info() -> dict:
@@ -286,8 +311,11 @@ def machine_info() -> dict:
         pass
     mem_gb = None
     try:
-        kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
-                  if x.startswith("MemTotal"))  # fmt: skip
+        kb = next(
+            int(x.split()[1])
+            for x in Path("/proc/meminfo").read_text().splitlines()
+            if x.startswith("MemTotal")
+        )
         mem_gb = round(kb / 1024**2, 1)
     except (OSError, StopIteration):
         pass
@@ -313,13 +341,16 @@ def versions() -> dict:
 
 def _summary(runs: list[dict]) -> dict:
     """Medians over the runs (time and peak memory), with every run kept."""
-    return {"seconds": statistics.median(r["seconds"] for r in runs),
-            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-            "runs": runs}  # fmt: skip
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+        "runs": runs,
+    }
 
 
-def measure(prep: dict, work: Path, repeat: int, groupby_runs: int,
-            profile_dir: Path | None) -> dict:  # fmt: skip
+def measure(
+    prep: dict, work: Path, repeat: int, groupby_runs: int, profile_dir: Path | None
+) -> dict:
     """``repeat`` rounds of: the bare GROUP BY, a full recompute on a fresh copy of the
     store, an incremental recompute on a fresh copy of the store after a full recompute
     and the new wave's ingest (made in round 1). Medians of the rounds."""
@@ -336,8 +367,11 @@ def measure(prep: dict, work: Path, repeat: int, groupby_runs: int,
     bare, full, inc, added = [], [], [], None
     for i in range(repeat):
         tag = f"[{i + 1}/{repeat}]"
-        print(f"  {tag} bare DuckDB GROUP BY on the long table ({prep['long_rows']:,} rows, "
-              f"median of {groupby_runs} in one process) ...", flush=True)  # fmt: skip
+        print(
+            f"  {tag} bare DuckDB GROUP BY on the long table ({prep['long_rows']:,} rows, "
+            f"median of {groupby_runs} in one process) ...",
+            flush=True,
+        )
         bare.append(run_step("groupby", prep["long_db"], groupby_runs))
         print(f"    {bare[-1]['seconds']:.3f} s, {bare[-1]['peak_rss_mb']:.0f} MB", flush=True)
         print(f"  {tag} indicators.compute(full=True) ...", flush=True)
@@ -376,23 +410,34 @@ def measure(prep: dict, work: Path, repeat: int, groupby_runs: int,
 def targets(res: dict) -> list[dict]:
     m = res["measured"]
     return [
-        {"what": "full recompute / bare GROUP BY (time)", "value": m["full_ratio"],
-         "limit": f"≤ {FULL_RATIO_MAX:g}", "ok": m["full_ratio"] <= FULL_RATIO_MAX},
-        {"what": "incremental recompute after one wave / full recompute (time)",
-         "value": m["incremental_ratio"], "limit": f"≤ {INCREMENTAL_RATIO_MAX:g}",
-         "ok": m["incremental_ratio"] <= INCREMENTAL_RATIO_MAX},
-    ]  # fmt: skip
+        {
+            "what": "full recompute / bare GROUP BY (time)",
+            "value": m["full_ratio"],
+            "limit": f"≤ {FULL_RATIO_MAX:g}",
+            "ok": m["full_ratio"] <= FULL_RATIO_MAX,
+        },
+        {
+            "what": "incremental recompute after one wave / full recompute (time)",
+            "value": m["incremental_ratio"],
+            "limit": f"≤ {INCREMENTAL_RATIO_MAX:g}",
+            "ok": m["incremental_ratio"] <= INCREMENTAL_RATIO_MAX,
+        },
+    ]
 
 
 def report(res: dict) -> str:
     m, mach = res["measured"], res["machine"]
     lines = []
     add = lines.append
-    add(f"Sapat indicators benchmark — {res['started']}  ({mach['cpu']}, {mach['cores']} cores, "
-        f"{mach['memory_gb']} GB; medians of {res['repeat']} round(s))")  # fmt: skip
-    add(f"store: {res['responses_loaded']:,} {INSTRUMENT} responses over {res['waves']} waves "
+    add(
+        f"Sapat indicators benchmark — {res['started']}  ({mach['cpu']}, {mach['cores']} cores, "
+        f"{mach['memory_gb']} GB; medians of {res['repeat']} round(s))"
+    )
+    add(
+        f"store: {res['responses_loaded']:,} {INSTRUMENT} responses over {res['waves']} waves "
         f"({res['first_wave']} … {res['last_wave']}); long table {res['long_rows']:,} answers; "
-        f"new wave {res['added_wave']}: {m['added_wave']['rows_loaded']:,} responses")  # fmt: skip
+        f"new wave {res['added_wave']}: {m['added_wave']['rows_loaded']:,} responses"
+    )
     add("")
     add(f"{'step':<58}{'time s':>9}{'peak MB':>10}{'× bare':>9}")
     bare = m["bare_groupby"]["seconds"]
@@ -401,8 +446,10 @@ def report(res: dict) -> str:
         ("indicators.compute(full=True), all waves", m["full"]),
         ("indicators.compute() after one new wave (incremental)", m["incremental"]),
     ):
-        add(f"  {label:<56}{part['seconds']:>9.3f}{part['peak_rss_mb']:>10.0f}"
-            f"{part['seconds'] / bare:>9.1f}")  # fmt: skip
+        add(
+            f"  {label:<56}{part['seconds']:>9.3f}{part['peak_rss_mb']:>10.0f}"
+            f"{part['seconds'] / bare:>9.1f}"
+        )
     add(f"  incremental / full: {m['incremental_ratio']:.3f}")
     if res["repeat"] > 1:
         per = ", ".join(f"{x:.1f}" for x in m["full_ratio_per_round"])
@@ -413,29 +460,49 @@ def report(res: dict) -> str:
     add("")
     add("targets (design/PERFORMANCE.md):")
     for t in res["targets"]:
-        add(f"  {'meets' if t['ok'] else 'MISSES':<7} {t['what']}: {t['value']:.3f} "
-            f"(limit {t['limit']})")  # fmt: skip
+        add(
+            f"  {'meets' if t['ok'] else 'MISSES':<7} {t['what']}: {t['value']:.3f} "
+            f"(limit {t['limit']})"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--responses", type=int, default=1_000_000,
-                    help="responses in the store, spread evenly over the waves")  # fmt: skip
+    ap.add_argument(
+        "--responses",
+        type=int,
+        default=1_000_000,
+        help="responses in the store, spread evenly over the waves",
+    )
     ap.add_argument("--waves", type=int, default=10, help="waves in the store (one more is added)")
     ap.add_argument("--format", default="plain_cp1251", choices=("plain_cp1251", "limesurvey"))
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="rounds of GROUP BY, full and incremental recompute (medians reported)")  # fmt: skip
-    ap.add_argument("--groupby-runs", type=int, default=3,
-                    help="runs of the bare GROUP BY in its process per round (median)")  # fmt: skip
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of GROUP BY, full and incremental recompute (medians reported)",
+    )
+    ap.add_argument(
+        "--groupby-runs",
+        type=int,
+        default=3,
+        help="runs of the bare GROUP BY in its process per round (median)",
+    )
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--profile", type=Path, default=None,
-                    help="write cProfile profiles of both recomputes to this folder")  # fmt: skip
-    ap.add_argument("--work", type=Path,
-                    default=Path(tempfile.gettempdir()) / "sapat-bench-indicators",
-                    help="cache of generated exports, the store and scratch copies")  # fmt: skip
-    ap.add_argument("--out", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "indicators.json")  # fmt: skip
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write cProfile profiles of both recomputes to this folder",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "sapat-bench-indicators",
+        help="cache of generated exports, the store and scratch copies",
+    )
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "indicators.json")
     args = ap.parse_args(argv)
     if args.waves < 3:
         ap.error("--waves must be at least 3 (trends need three waves)")

@@ -38,8 +38,16 @@ ROWS_PER_SCALE = 5457.4
 DUCKDB_ENCODING = {"cp1251": "latin-1", "utf-8": "utf-8", "utf-8-sig": "utf-8"}
 CSV_FORMATS = ("plain_cp1251", "limesurvey")
 XLSX_FORMATS = ("kobo", "ms_forms")
-LIBRARIES = ("numpy", "pandas", "pyarrow", "duckdb", "pandera", "polars", "python-calamine",
-             "openpyxl")  # fmt: skip
+LIBRARIES = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "duckdb",
+    "pandera",
+    "polars",
+    "python-calamine",
+    "openpyxl",
+)
 # Targets (design/PERFORMANCE.md, "Goals")
 TIME_RATIO_MAX = 2.0
 MEMORY_RATIO_MAX = 2.0
@@ -95,8 +103,9 @@ def step_sapat_csv(file: str, encoding: str, workdir: str) -> dict:
     base = _peak_mb()
     t0 = time.perf_counter()
     with Store(work / "processed" / "sapat.duckdb", raw_dir=work / "raw") as store:
-        result = ingest_file(file, store, catalog, registry, key=key, instrument=INSTRUMENT,
-                             wave=WAVE)  # fmt: skip
+        result = ingest_file(
+            file, store, catalog, registry, key=key, instrument=INSTRUMENT, wave=WAVE
+        )
     seconds = time.perf_counter() - t0
     size = (work / "processed" / "sapat.duckdb").stat().st_size
     shutil.rmtree(work)
@@ -121,8 +130,7 @@ def step_xlsx_calamine(file: str, encoding: str, workdir: str) -> dict:
     t0 = time.perf_counter()
     sheet = python_calamine.CalamineWorkbook.from_path(file).get_sheet_by_index(0)
     rows = sheet.to_python()
-    return {"seconds": time.perf_counter() - t0, "rows": len(rows) - 1,
-            "rss_after_import_mb": base}  # fmt: skip
+    return {"seconds": time.perf_counter() - t0, "rows": len(rows) - 1, "rss_after_import_mb": base}
 
 
 def step_xlsx_openpyxl(file: str, encoding: str, workdir: str) -> dict:
@@ -134,8 +142,7 @@ def step_xlsx_openpyxl(file: str, encoding: str, workdir: str) -> dict:
     book = openpyxl.load_workbook(file, read_only=True, data_only=True)
     rows = list(book.worksheets[0].iter_rows(values_only=True))
     book.close()
-    return {"seconds": time.perf_counter() - t0, "rows": len(rows) - 1,
-            "rss_after_import_mb": base}  # fmt: skip
+    return {"seconds": time.perf_counter() - t0, "rows": len(rows) - 1, "rss_after_import_mb": base}
 
 
 def step_xlsx_sapat(file: str, encoding: str, workdir: str) -> dict:
@@ -168,8 +175,15 @@ def _child(argv: list[str]) -> None:
 # ------------------------------------------------------------------ parent side
 def run_step(name: str, file: Path, encoding: str, work: Path) -> dict:
     """Run one step in a new process; its own peak RSS comes from ``wait4``."""
-    cmd = [sys.executable, __file__, "--child", name, str(file), encoding,
-           str(work / f"step-{name}")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        str(file),
+        encoding,
+        str(work / f"step-{name}"),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, env=os.environ.copy())
     stdout = proc.stdout.read().decode()
@@ -195,8 +209,16 @@ def _generate(folder: str, rows: str, fmt: str, seed: str) -> None:
     from pipeline.registry import example_registry
     from pipeline.synth import synthesize
 
-    synthesize(folder, example_registry(), example_catalog(), waves=[WAVE], seed=int(seed),
-               scale=int(rows) / ROWS_PER_SCALE, instruments=[INSTRUMENT], dialect=fmt)  # fmt: skip
+    synthesize(
+        folder,
+        example_registry(),
+        example_catalog(),
+        waves=[WAVE],
+        seed=int(seed),
+        scale=int(rows) / ROWS_PER_SCALE,
+        instruments=[INSTRUMENT],
+        dialect=fmt,
+    )
 
 
 def synth_file(work: Path, rows: int, fmt: str, seed: int) -> tuple[Path, str, int]:
@@ -208,8 +230,11 @@ def synth_file(work: Path, rows: int, fmt: str, seed: int) -> tuple[Path, str, i
             shutil.rmtree(folder)
         t0 = time.perf_counter()
         print(f"  generating ~{rows:,} {fmt} responses in {folder} ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--generate", str(folder), str(rows), fmt,
-                        str(seed)], check=True, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [sys.executable, __file__, "--generate", str(folder), str(rows), fmt, str(seed)],
+            check=True,
+            cwd=ROOT,
+        )
         print(f"  generated in {time.perf_counter() - t0:.1f} s", flush=True)
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
     files = [f for f in truth["files"] if f["instrument"] == INSTRUMENT]
@@ -230,8 +255,11 @@ def machine_info() -> dict:
         pass
     mem_gb = None
     try:
-        kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
-                  if x.startswith("MemTotal"))  # fmt: skip
+        kb = next(
+            int(x.split()[1])
+            for x in Path("/proc/meminfo").read_text().splitlines()
+            if x.startswith("MemTotal")
+        )
         mem_gb = round(kb / 1024**2, 1)
     except (OSError, StopIteration):
         pass
@@ -317,8 +345,10 @@ def report(res: dict) -> str:
     lines = []
     add = lines.append
     m = res["machine"]
-    add(f"Sapat ingest benchmark — {res['started']}  ({m['cpu']}, {m['cores']} cores, "
-        f"{m['memory_gb']} GB; medians of {res['repeat']} run(s))")  # fmt: skip
+    add(
+        f"Sapat ingest benchmark — {res['started']}  ({m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gb']} GB; medians of {res['repeat']} run(s))"
+    )
     add("")
     head = f"{'step':<44}{'rows':>11}{'time s':>9}{'rows/s':>12}{'peak MB':>10}"
     for key, label in (("main", "main"), ("big", "big")):
@@ -327,23 +357,33 @@ def report(res: dict) -> str:
             continue
         add(f"{label}: {Path(r['file']).name}, {r['file_bytes'] / 1e6:.0f} MB, {r['encoding']}")
         add(head)
-        for name, part in (("bare DuckDB read_csv → database file", r["bare_read_csv"]),
-                           ("Sapat ingest (map, type, validate, store)", r["sapat_ingest"])):  # fmt: skip
-            add(f"  {name:<42}{part['rows']:>11,}{part['seconds']:>9.2f}"
-                f"{part['rows'] / part['seconds']:>12,.0f}{part['peak_rss_mb']:>10.0f}")  # fmt: skip
-        add(f"  ratio Sapat / bare: time {r['time_ratio']:.2f}×, peak memory "
-            f"{r['memory_ratio']:.2f}×")  # fmt: skip
+        for name, part in (
+            ("bare DuckDB read_csv → database file", r["bare_read_csv"]),
+            ("Sapat ingest (map, type, validate, store)", r["sapat_ingest"]),
+        ):
+            add(
+                f"  {name:<42}{part['rows']:>11,}{part['seconds']:>9.2f}"
+                f"{part['rows'] / part['seconds']:>12,.0f}{part['peak_rss_mb']:>10.0f}"
+            )
+        add(
+            f"  ratio Sapat / bare: time {r['time_ratio']:.2f}×, peak memory "
+            f"{r['memory_ratio']:.2f}×"
+        )
         add("")
     x = res.get("xlsx")
     if x:
         add(f"xlsx: {Path(x['file']).name}, {x['file_bytes'] / 1e6:.0f} MB, {x['rows']:,} rows")
         add(f"{'reader':<44}{'time s':>9}{'peak MB':>10}")
-        for name, label in (("calamine", "python-calamine, all cells"),
-                            ("sapat", "Sapat reader (calamine → string chunks)"),
-                            ("openpyxl", "openpyxl read-only, all cells")):  # fmt: skip
+        for name, label in (
+            ("calamine", "python-calamine, all cells"),
+            ("sapat", "Sapat reader (calamine → string chunks)"),
+            ("openpyxl", "openpyxl read-only, all cells"),
+        ):
             add(f"  {label:<42}{x[name]['seconds']:>9.2f}{x[name]['peak_rss_mb']:>10.0f}")
-        add(f"  openpyxl / calamine: {x['speedup_calamine_vs_openpyxl']:.1f}×, openpyxl / Sapat "
-            f"reader: {x['speedup_sapat_reader_vs_openpyxl']:.1f}×")  # fmt: skip
+        add(
+            f"  openpyxl / calamine: {x['speedup_calamine_vs_openpyxl']:.1f}×, openpyxl / Sapat "
+            f"reader: {x['speedup_sapat_reader_vs_openpyxl']:.1f}×"
+        )
         add("")
     add("targets (design/PERFORMANCE.md):")
     for t in res["targets"]:
@@ -362,35 +402,61 @@ def targets(res: dict) -> list[dict]:
                 "ok": main["time_ratio"] <= TIME_RATIO_MAX,
             }
         )
-        out.append({"what": "1M ingest peak memory / bare read_csv", "value": main["memory_ratio"],
-                    "limit": f"≤ {MEMORY_RATIO_MAX}",
-                    "ok": main["memory_ratio"] <= MEMORY_RATIO_MAX})  # fmt: skip
+        out.append(
+            {
+                "what": "1M ingest peak memory / bare read_csv",
+                "value": main["memory_ratio"],
+                "limit": f"≤ {MEMORY_RATIO_MAX}",
+                "ok": main["memory_ratio"] <= MEMORY_RATIO_MAX,
+            }
+        )
     if main and (big := res.get("big")):
         ratio = big["sapat_ingest"]["peak_rss_mb"] / main["sapat_ingest"]["peak_rss_mb"]
         res["big_to_main_memory_ratio"] = ratio
-        out.append({"what": "5M ingest peak memory / 1M ingest peak memory", "value": ratio,
-                    "limit": f"≤ {BIG_MEMORY_RATIO_MAX}", "ok": ratio <= BIG_MEMORY_RATIO_MAX})  # fmt: skip
+        out.append(
+            {
+                "what": "5M ingest peak memory / 1M ingest peak memory",
+                "value": ratio,
+                "limit": f"≤ {BIG_MEMORY_RATIO_MAX}",
+                "ok": ratio <= BIG_MEMORY_RATIO_MAX,
+            }
+        )
     if x := res.get("xlsx"):
-        out.append({"what": "XLSX: openpyxl time / Sapat reader (calamine) time",
-                    "value": x["speedup_sapat_reader_vs_openpyxl"], "limit": f"≥ {XLSX_SPEEDUP_MIN}",
-                    "ok": x["speedup_sapat_reader_vs_openpyxl"] >= XLSX_SPEEDUP_MIN})  # fmt: skip
+        out.append(
+            {
+                "what": "XLSX: openpyxl time / Sapat reader (calamine) time",
+                "value": x["speedup_sapat_reader_vs_openpyxl"],
+                "limit": f"≥ {XLSX_SPEEDUP_MIN}",
+                "ok": x["speedup_sapat_reader_vs_openpyxl"] >= XLSX_SPEEDUP_MIN,
+            }
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="responses in the main CSV")
-    ap.add_argument("--big", type=int, default=5_000_000,
-                    help="responses in the large CSV (memory bound); 0 skips it")  # fmt: skip
-    ap.add_argument("--xlsx-rows", type=int, default=100_000,
-                    help="responses in the XLSX workbook; 0 skips it")  # fmt: skip
-    ap.add_argument("--format", default="plain_cp1251", choices=CSV_FORMATS,
-                    help="synthetic CSV export format")  # fmt: skip
+    ap.add_argument(
+        "--big",
+        type=int,
+        default=5_000_000,
+        help="responses in the large CSV (memory bound); 0 skips it",
+    )
+    ap.add_argument(
+        "--xlsx-rows", type=int, default=100_000, help="responses in the XLSX workbook; 0 skips it"
+    )
+    ap.add_argument(
+        "--format", default="plain_cp1251", choices=CSV_FORMATS, help="synthetic CSV export format"
+    )
     ap.add_argument("--xlsx-format", default="kobo", choices=XLSX_FORMATS)
     ap.add_argument("--repeat", type=int, default=1, help="runs per step (medians reported)")
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sapat-bench",
-                    help="cache of generated data and scratch databases")  # fmt: skip
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "sapat-bench",
+        help="cache of generated data and scratch databases",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     args = ap.parse_args(argv)
 

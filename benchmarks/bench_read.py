@@ -59,24 +59,38 @@ def main() -> int:
         subprocess.run([*sapat, "demo", str(ws)], check=True, env=env, capture_output=True)
     env["SAPAT_WORKSPACE"] = str(ws)
     cli, python = [], []
-    args_read = ["indicators", "--instrument", "student_experience", "--item", "se_overall",
-                 "--format", "json"]  # fmt: skip
+    args_read = [
+        "indicators",
+        "--instrument",
+        "student_experience",
+        "--item",
+        "se_overall",
+        "--format",
+        "json",
+    ]
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         r = subprocess.run([*sapat, *args_read], env=env, capture_output=True, text=True)
         cli.append(time.perf_counter() - t0)
         assert r.returncode == 0 and "Recomputed" not in r.stderr, r.stderr
-        r = subprocess.run([sys.executable, "-c", PY_READ, str(ws)], env=env,
-                           capture_output=True, text=True, check=True)  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, "-c", PY_READ, str(ws)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         python.append(json.loads(r.stdout))
     result = {
         "cli_seconds": {"median": statistics.median(cli), "runs": cli},
-        "python_seconds": {"median": statistics.median(p["seconds"] for p in python),
-                           "runs": [p["seconds"] for p in python]},
+        "python_seconds": {
+            "median": statistics.median(p["seconds"] for p in python),
+            "runs": [p["seconds"] for p in python],
+        },
         "rows": python[0]["rows"],
         "statistics_modules_imported": python[0]["statistics_modules"],
         "target_seconds": 0.5,
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2), "utf-8")
     ok_cli = result["cli_seconds"]["median"] < 0.5
@@ -85,10 +99,12 @@ def main() -> int:
         f"sapat indicators (read, no recompute): median {result['cli_seconds']['median']:.3f} s "
         f"over {args.repeat} runs — {'meets' if ok_cli else 'MISSES'} < 0.5 s"
     )
-    print(f"Python: import + open snapshot + read: median "
-          f"{result['python_seconds']['median']:.3f} s — {'meets' if ok_py else 'MISSES'} "
-          f"< 0.5 s; statistics libraries imported: "
-          f"{', '.join(result['statistics_modules_imported']) or 'none'}")  # fmt: skip
+    print(
+        f"Python: import + open snapshot + read: median "
+        f"{result['python_seconds']['median']:.3f} s — {'meets' if ok_py else 'MISSES'} "
+        f"< 0.5 s; statistics libraries imported: "
+        f"{', '.join(result['statistics_modules_imported']) or 'none'}"
+    )
     print(f"written: {args.out}")
     return 0
 

@@ -119,8 +119,9 @@ class Settings:
         where = str(self.source) if self.source else None
 
         def bad(name: str, value, expected: str) -> DeclarationError:
-            return DeclarationError(f"setting {name} = {value!r} is not allowed", file=where,
-                                    expected=expected)  # fmt: skip
+            return DeclarationError(
+                f"setting {name} = {value!r} is not allowed", file=where, expected=expected
+            )
 
         if self.language not in LANGUAGES:
             raise bad("language", self.language, "ky, ru or en")
@@ -197,9 +198,10 @@ def _convert(value, kind, name: str, where: str | None):
         return str(value).strip()
     except (TypeError, ValueError) as exc:
         raise DeclarationError(
-            f"setting {name} = {value!r} is not a {kind.__name__}", file=where,
+            f"setting {name} = {value!r} is not a {kind.__name__}",
+            file=where,
             expected={int: "a whole number", float: "a number"}.get(kind, "text"),
-        ) from exc  # fmt: skip
+        ) from exc
 
 
 def load_settings(root: Path, *, environ: dict | None = None) -> Settings:
@@ -212,8 +214,9 @@ def load_settings(root: Path, *, environ: dict | None = None) -> Settings:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise DeclarationError(f"the settings file is not valid TOML: {exc}",
-                                   file=str(path)) from exc  # fmt: skip
+            raise DeclarationError(
+                f"the settings file is not valid TOML: {exc}", file=str(path)
+            ) from exc
     values: dict = {}
     stats: dict = {}
     for section, body in data.items():
@@ -222,8 +225,9 @@ def load_settings(root: Path, *, environ: dict | None = None) -> Settings:
         for key, value in body.items():
             if (section, key) not in _KEYS:
                 known = ", ".join(f"{s}.{k}" for s, k in _KEYS)
-                raise DeclarationError(f"unknown setting {section}.{key}", file=str(path),
-                                       expected=f"one of {known}")  # fmt: skip
+                raise DeclarationError(
+                    f"unknown setting {section}.{key}", file=str(path), expected=f"one of {known}"
+                )
             attr, kind = _KEYS[(section, key)]
             target, attr = (stats, attr[6:]) if attr.startswith("stats.") else (values, attr)
             target[attr] = _convert(value, kind, f"{section}.{key}", str(path))
@@ -236,8 +240,9 @@ def load_settings(root: Path, *, environ: dict | None = None) -> Settings:
     db = values.get("database")
     if db is not None and not db.is_absolute():
         values["database"] = root / db
-    out = Settings(root=root, stats=Statistics(**stats), source=path if path.exists() else None,
-                   **values)  # fmt: skip
+    out = Settings(
+        root=root, stats=Statistics(**stats), source=path if path.exists() else None, **values
+    )
     out.check()
     return out
 

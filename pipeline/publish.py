@@ -76,10 +76,12 @@ class Tree:
 
     @classmethod
     def of(cls, reg) -> Tree:
-        teachers = dict(zip(reg.teachers["teacher_code"], reg.teachers["department_code"],
-                            strict=True))  # fmt: skip
-        return cls(parents=dict(reg.parents), university=reg.university,
-                   teacher_department=teachers)  # fmt: skip
+        teachers = dict(
+            zip(reg.teachers["teacher_code"], reg.teachers["department_code"], strict=True)
+        )
+        return cls(
+            parents=dict(reg.parents), university=reg.university, teacher_department=teachers
+        )
 
     def ancestors(self, unit: str) -> list[str]:
         out, cur, seen = [], self.parents.get(unit), set()
@@ -141,8 +143,10 @@ def _where(filters: Mapping[str, object], table: Table) -> tuple[str, list]:
         if value is None:
             continue
         if col not in table.names:
-            raise UsageError(f"{table.cli_name or table.name} has no column {col!r}",
-                             expected=", ".join(table.names))  # fmt: skip
+            raise UsageError(
+                f"{table.cli_name or table.name} has no column {col!r}",
+                expected=", ".join(table.names),
+            )
         if isinstance(value, list | tuple | set | frozenset):
             parts.append(f'"{col}" IN (SELECT unnest(?))')
             params.append(list(value))
@@ -204,8 +208,9 @@ def _empty(t: Table) -> pd.DataFrame:
 def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
     """Apply a table's disclosure rule (see :mod:`pipeline.store.tables`)."""
     if frame.empty:
-        return frame.assign(suppressed=pd.Series(dtype=bool),
-                            suppression_reason=pd.Series(dtype=object))  # fmt: skip
+        return frame.assign(
+            suppressed=pd.Series(dtype=bool), suppression_reason=pd.Series(dtype=object)
+        )
     if t.rule == "none":
         return frame.assign(suppressed=False, suppression_reason=None)
     if t.rule == "comparison":
@@ -214,12 +219,23 @@ def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
     n_col = t.n_columns[0]
     is_teacher = frame["org_level"] == "teacher"
     parts = []
-    for part, parents in ((frame[~is_teacher], tree.parents),
-                          (frame[is_teacher], tree.teacher_department)):  # fmt: skip
+    for part, parents in (
+        (frame[~is_teacher], tree.parents),
+        (frame[is_teacher], tree.teacher_department),
+    ):
         if part.empty:
             continue
-        parts.append(suppress(part, n_col=n_col, min_n=min_n, hierarchy=dict(parents),
-                              unit_col="unit", by=list(t.slice_by), labels=labels))  # fmt: skip
+        parts.append(
+            suppress(
+                part,
+                n_col=n_col,
+                min_n=min_n,
+                hierarchy=dict(parents),
+                unit_col="unit",
+                by=list(t.slice_by),
+                labels=labels,
+            )
+        )
     return pd.concat(parts).loc[frame.index]
 
 
@@ -240,28 +256,73 @@ def _gate_comparisons(frame: pd.DataFrame, t: Table, min_n: int) -> pd.DataFrame
     return out
 
 
+def loads(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The load manifest (quality office): one row per file ever loaded, with its counts
+    and, per load, rows per flag (``flag_counts``)."""
+    frame = con.execute(
+        """SELECT load_id, file_name, instrument, version, wave, dialect, encoding, layout,
+                  rows_read, rows_loaded, rows_quarantined, rows_excluded, rows_flagged,
+                  duplicates, status, strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at, sha256
+           FROM sys_loads ORDER BY load_id"""
+    ).fetchdf()
+    flags = con.execute(
+        "SELECT load_id, flag, count(DISTINCT response_id) AS n FROM qa_flags GROUP BY ALL"
+    ).fetchdf()
+    per = {
+        lid: dict(zip(g["flag"], g["n"].astype(int), strict=True))
+        for lid, g in flags.groupby("load_id")
+    }
+    frame["flag_counts"] = [per.get(i, {}) for i in frame["load_id"]]
+    return frame
+
+
+def quarantine(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    wave: str | None = None,
+    file: str | None = None,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """Rows set aside while loading (quality office), with the reason; ``file`` is the
+    start of a file's sha256 or its name."""
+    return con.execute(
+        """SELECT l.file_name AS file, q.source_row AS row, q.column_name AS column,
+                  q.check_name AS check, q.value, q.reason, l.wave, q.sha256
+           FROM qa_quarantine q JOIN sys_loads l USING (load_id)
+           WHERE (? IS NULL OR l.wave = ?)
+             AND (? IS NULL OR q.sha256 LIKE ? || '%' OR l.file_name = ?)
+           ORDER BY l.load_id, q.source_row LIMIT ?""",
+        [wave, wave, file, file, file, limit],
+    ).fetchdf()
+
+
 def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]]:
     """Display names in ``lang`` of units, items, dimensions and questionnaires known to
     the store: {"unit": {code: name}, "item": {...}, ...} (codes stay their own name when
     no label is declared)."""
     out: dict[str, dict[str, str]] = {"unit": {}, "item": {}, "dimension": {}}
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables").fetchall()}  # fmt: skip
+    have = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
     if "dim_units" in have:
         for code, *labels in con.execute(
-            "SELECT code, name_ky, name_ru, name_en FROM dim_units").fetchall():  # fmt: skip
+            "SELECT code, name_ky, name_ru, name_en FROM dim_units"
+        ).fetchall():
             out["unit"][code] = _pick(
                 dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
             )
     if "dim_items" in have:
         for item, dim, *labels in con.execute(
             "SELECT item, dimension, label_ky, label_ru, label_en, dimension_label_ky, "
-            "dimension_label_ru, dimension_label_en FROM dim_items").fetchall():  # fmt: skip
-            out["item"][item] = _pick(dict(zip(("ky", "ru", "en"), labels[:3], strict=True)),
-                                      lang, item)  # fmt: skip
+            "dimension_label_ru, dimension_label_en FROM dim_items"
+        ).fetchall():
+            out["item"][item] = _pick(
+                dict(zip(("ky", "ru", "en"), labels[:3], strict=True)), lang, item
+            )
             if dim:
                 out["dimension"][dim] = _pick(
-                    dict(zip(("ky", "ru", "en"), labels[3:], strict=True)), lang, dim)  # fmt: skip
+                    dict(zip(("ky", "ru", "en"), labels[3:], strict=True)), lang, dim
+                )
     return out
 
 

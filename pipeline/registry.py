@@ -24,22 +24,44 @@ POPULATIONS = ("students", "graduates", "employers", "staff")
 
 _COLUMNS = {
     "org_units.csv": [
-        "code", "parent_code", "kind", "level", "name_ky", "name_ru", "name_en", "city",
+        "code",
+        "parent_code",
+        "kind",
+        "level",
+        "name_ky",
+        "name_ru",
+        "name_en",
+        "city",
         "illustrative",
     ],
     "headcounts.csv": ["wave", "unit_code", "level", "population", "headcount"],
     "teachers.csv": ["teacher_code", "department_code"],
     "disciplines.csv": [
-        "discipline_code", "programme_code", "year_of_study", "teacher_code", "name_ky",
-        "name_ru", "name_en",
+        "discipline_code",
+        "programme_code",
+        "year_of_study",
+        "teacher_code",
+        "name_ky",
+        "name_ru",
+        "name_en",
     ],
     "processes.csv": ["code", "name_ky", "name_ru", "name_en"],
-}  # fmt: skip
+}
 
 
 #: Columns that may be left out (filled with empty text).
-_OPTIONAL_COLUMNS = {"city", "illustrative", "level", "year_of_study", "name_ky", "name_ru",
-                     "name_en", "owner_ky", "owner_ru", "owner_en"}  # fmt: skip
+_OPTIONAL_COLUMNS = {
+    "city",
+    "illustrative",
+    "level",
+    "year_of_study",
+    "name_ky",
+    "name_ru",
+    "name_en",
+    "owner_ky",
+    "owner_ru",
+    "owner_en",
+}
 
 
 def _read_csv(directory: Path, name: str, required: bool = False) -> pd.DataFrame:
@@ -47,14 +69,18 @@ def _read_csv(directory: Path, name: str, required: bool = False) -> pd.DataFram
     path = directory / name
     if not path.exists():
         if required:
-            raise DeclarationError("the file is missing", file=str(path),
-                                   expected=f"columns {', '.join(_COLUMNS[name])}")  # fmt: skip
+            raise DeclarationError(
+                "the file is missing",
+                file=str(path),
+                expected=f"columns {', '.join(_COLUMNS[name])}",
+            )
         return pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS[name]})
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DeclarationError(f"cannot read the file ({exc})", file=str(path),
-                               expected="a CSV file saved as UTF-8") from exc  # fmt: skip
+        raise DeclarationError(
+            f"cannot read the file ({exc})", file=str(path), expected="a CSV file saved as UTF-8"
+        ) from exc
     frame.columns = [c.strip() for c in frame.columns]
     for c in _COLUMNS[name]:
         if c not in frame.columns and c in _OPTIONAL_COLUMNS:
@@ -147,8 +173,10 @@ class OrgRegistry:
 
     @cached_property
     def _names(self) -> dict[str, dict[str, str]]:
-        return {r.code: {"ky": r.name_ky, "ru": r.name_ru, "en": r.name_en}
-                for r in self.units.itertuples()}  # fmt: skip
+        return {
+            r.code: {"ky": r.name_ky, "ru": r.name_ru, "en": r.name_en}
+            for r in self.units.itertuples()
+        }
 
     def name(self, code: str, lang: str = "en") -> str:
         """The unit's name in ``lang``, else in another language, else its code."""
@@ -181,8 +209,14 @@ class OrgRegistry:
         for r in self.units.itertuples():
             if r.kind == "university":
                 continue
-            rows.append((r.code, r.code if r.kind == "programme" else None,
-                         self.department_of(r.code), self.faculty_of(r.code)))  # fmt: skip
+            rows.append(
+                (
+                    r.code,
+                    r.code if r.kind == "programme" else None,
+                    self.department_of(r.code),
+                    self.faculty_of(r.code),
+                )
+            )
         frame = pd.DataFrame(rows, columns=["unit", "programme", "department", "faculty"])
         return frame.astype(object).where(frame.notna(), None)
 

@@ -128,8 +128,9 @@ def canonical_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
         cols = sorted(c for c in columns(con, t) if c not in ("load_id", "response_id"))
         out[f"{t}:columns"] = [tuple(cols)]
         body = ", ".join(f't."{c}"' for c in cols)
-        out[t] = q(f"SELECT l.sha256, {body} FROM {t} t LEFT JOIN sys_loads l USING (load_id) "
-                   "ORDER BY ALL")  # fmt: skip
+        out[t] = q(
+            f"SELECT l.sha256, {body} FROM {t} t LEFT JOIN sys_loads l USING (load_id) ORDER BY ALL"
+        )
     out["fct_answer_counts"] = q(
         """SELECT instrument, version, wave, programme, unit, study_level, teacher, discipline,
                   item, answer, sum(n)::BIGINT AS n
@@ -254,8 +255,10 @@ def consistency_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
             [sha, load_id],
         ).fetchone()
         if n_quar != quarantined or wrong_sha:
-            problems.append(f"{where}: {n_quar} rows in quarantine ({wrong_sha} with another "
-                            f"sha256), manifest says {quarantined}")  # fmt: skip
+            problems.append(
+                f"{where}: {n_quar} rows in quarantine ({wrong_sha} with another "
+                f"sha256), manifest says {quarantined}"
+            )
         n_flag = con.execute(
             "SELECT count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?", [load_id]
         ).fetchone()[0]
@@ -313,13 +316,24 @@ def ingest_in_order(job: tuple[list[tuple[str, str, str]], str, bytes], threads:
     with Store(db, raw_dir=db.parent / "raw") as store:
         store.con.execute(f"SET threads TO {threads}")  # tiny tables: threads only cost
         for path, instrument, wave in files:
-            r = ingest_file(path, store, _CACHE["catalog"], _CACHE["registry"], key=key,
-                            instrument=instrument, wave=wave)  # fmt: skip
+            r = ingest_file(
+                path,
+                store,
+                _CACHE["catalog"],
+                _CACHE["registry"],
+                key=key,
+                instrument=instrument,
+                wave=wave,
+            )
             statuses.append((Path(path).name, r.status, r.errors[:1]))
     con = duckdb.connect(str(db), read_only=True)
     try:
         canon = canonical_of(con)
-        return {"statuses": statuses, "digest": digest(canon), "loads": len(canon["sys_loads"]),
-                "problems": consistency_problems(con)}  # fmt: skip
+        return {
+            "statuses": statuses,
+            "digest": digest(canon),
+            "loads": len(canon["sys_loads"]),
+            "problems": consistency_problems(con),
+        }
     finally:
         con.close()

@@ -21,8 +21,14 @@ INVALID = -1
 def read_raw(path: Path, meta: dict) -> pd.DataFrame:
     if path.suffix == ".xlsx":
         return pd.read_excel(path, dtype=str, engine="calamine")
-    return pd.read_csv(path, dtype=str, encoding=meta["encoding"], sep=meta["delimiter"],
-                       keep_default_na=False, na_values=[""])  # fmt: skip
+    return pd.read_csv(
+        path,
+        dtype=str,
+        encoding=meta["encoding"],
+        sep=meta["delimiter"],
+        keep_default_na=False,
+        na_values=[""],
+    )
 
 
 def header_map(inst: Instrument) -> dict[str, str]:

@@ -55,9 +55,18 @@ def test_synth_rejects_unknown_format_and_instrument(tmp_path):
 
 def test_synth_writes_files_and_summary(tmp_path):
     result = runner.invoke(
-        app, ["synth", str(tmp_path), "--years", "2025-2026", "--scale", "0.1",
-              "--instrument", "employer"],
-    )  # fmt: skip
+        app,
+        [
+            "synth",
+            str(tmp_path),
+            "--years",
+            "2025-2026",
+            "--scale",
+            "0.1",
+            "--instrument",
+            "employer",
+        ],
+    )
     assert result.exit_code == 0, result.output
     truth = json.loads((tmp_path / "truth.json").read_text("utf-8"))
     assert truth["files"] and all((tmp_path / f["file"]).exists() for f in truth["files"])

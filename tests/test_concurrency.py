@@ -49,8 +49,14 @@ out.write_text(json.dumps({"seen": seen, "errors": errors, "reads": reads}))
 @pytest.mark.slow
 def test_four_readers_and_ten_loads_with_recomputes(tmp_path, batsu_workspace):
     env_ws = batsu_workspace
-    truth = synthesize(tmp_path / "ex", example_registry(), example_catalog(), scale=0.08,
-                       seed=21, instruments=["graduate", "employer", "staff"])  # fmt: skip
+    truth = synthesize(
+        tmp_path / "ex",
+        example_registry(),
+        example_catalog(),
+        scale=0.08,
+        seed=21,
+        instruments=["graduate", "employer", "staff"],
+    )
     files = [tmp_path / "ex" / f["file"] for f in truth["files"]][:6]
     assert len(files) == 6
     sapat = [sys.executable, "-c", "import sys; from pipeline.cli import app; sys.exit(app())"]
@@ -61,15 +67,20 @@ def test_four_readers_and_ten_loads_with_recomputes(tmp_path, batsu_workspace):
     script = tmp_path / "reader.py"
     script.write_text(READER, "utf-8")
     stop = tmp_path / "stop"
-    readers = [subprocess.Popen([sys.executable, str(script), str(snaps), str(stop),
-                                 str(tmp_path / f"reader{k}.json")]) for k in range(4)]  # fmt: skip
+    readers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(snaps), str(stop), str(tmp_path / f"reader{k}.json")]
+        )
+        for k in range(4)
+    ]
     try:
         t0 = time.perf_counter()
         for f in files[1:]:
             r = subprocess.run([*sapat, "ingest", str(f)], capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
-            r = subprocess.run([*sapat, "indicators", "--format", "json"], capture_output=True,
-                               text=True)  # fmt: skip
+            r = subprocess.run(
+                [*sapat, "indicators", "--format", "json"], capture_output=True, text=True
+            )
             assert r.returncode == 0, r.stderr
         writer_seconds = time.perf_counter() - t0
     finally:
@@ -80,8 +91,10 @@ def test_four_readers_and_ten_loads_with_recomputes(tmp_path, batsu_workspace):
     errors = [e for r in results for e in r["errors"]]
     assert errors == [], errors[:5]
     con = duckdb.connect(str(env_ws / "data" / "processed" / "sapat.duckdb"), read_only=True)
-    published = {o for (o,) in con.execute(
-        "SELECT object FROM sys_audit WHERE action = 'publish'").fetchall()}  # fmt: skip
+    published = {
+        o
+        for (o,) in con.execute("SELECT object FROM sys_audit WHERE action = 'publish'").fetchall()
+    }
     con.close()
     seen = {name for r in results for name in r["seen"]}
     assert seen <= published and len(published) >= len(files)

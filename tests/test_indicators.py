@@ -87,8 +87,9 @@ def test_finite_population_correction_where_the_setting_says(db, tmp_path):
         with Store(path) as store:
             recompute(store, REG, CAT, Statistics(fpc=mode), full=True)
         c = duckdb.connect(str(path), read_only=True)
-        ind = c.execute("SELECT * FROM ind_items WHERE org_level = 'faculty' AND item = "
-                        "'se_overall'").fetchdf()  # fmt: skip
+        ind = c.execute(
+            "SELECT * FROM ind_items WHERE org_level = 'faculty' AND item = 'se_overall'"
+        ).fetchdf()
         c.close()
         assert ind["fpc"].all() if mode == "on" else not ind["fpc"].any()
         for row in ind.itertuples():
@@ -163,8 +164,11 @@ def test_changes_and_trends_only_join_comparable_items(db):
         f.code for f in CAT.get("student_experience", "2024.1").items
     }
     assert old_only and new_only
-    changed = set(con.execute(
-        "SELECT DISTINCT item FROM ind_changes WHERE wave = '2025-2026'").fetchdf()["item"])  # fmt: skip
+    changed = set(
+        con.execute("SELECT DISTINCT item FROM ind_changes WHERE wave = '2025-2026'").fetchdf()[
+            "item"
+        ]
+    )
     trended = set(con.execute("SELECT DISTINCT item FROM ind_trends").fetchdf()["item"])
     assert not (old_only | new_only) & changed
     assert not (old_only | new_only) & trended
@@ -175,11 +179,13 @@ def test_reliability_and_key_drivers(db):
     _, _, con, _ = db
     alpha = con.execute(
         "SELECT * FROM ind_reliability WHERE instrument = 'student_experience' "
-        "AND scale = 'all_items'").fetchdf()  # fmt: skip
+        "AND scale = 'all_items'"
+    ).fetchdf()
     assert len(alpha) == 3 and alpha["alpha"].between(0.75, 0.95).all()
     drivers = con.execute(
         "SELECT instrument, wave, sum(importance) AS total, max(r2) AS r2 FROM ind_drivers "
-        "GROUP BY ALL").fetchdf()  # fmt: skip
+        "GROUP BY ALL"
+    ).fetchdf()
     assert np.allclose(drivers["total"], drivers["r2"])
 
 
@@ -191,7 +197,8 @@ def test_graduate_outcomes_match_direct_counts(db):
     seek = scale.by_name("unemployed_seeking").code
     out = con.execute(
         "SELECT wave, n, value FROM ind_outcomes WHERE measure = 'employment_rate' "
-        "AND org_level = 'university'").fetchdf()  # fmt: skip
+        "AND org_level = 'university'"
+    ).fetchdf()
     for row in out.itertuples():
         s = g.loc[g["wave"] == row.wave, "gr_emp_status"]
         labour = s.isin(work | {seek})
@@ -230,12 +237,14 @@ def test_no_visible_cell_rests_on_a_small_group(db):
 def test_recompute_is_incremental_and_equals_a_full_one(db, tmp_path):
     """Runs last: it closes the module's connection to load one more file."""
     root, truth, con, key = db
-    before = con.execute("SELECT * FROM ind_items WHERE instrument = 'student_experience' "
-                         "ORDER BY ALL").fetchdf()  # fmt: skip
+    before = con.execute(
+        "SELECT * FROM ind_items WHERE instrument = 'student_experience' ORDER BY ALL"
+    ).fetchdf()
     con.close()
     assert compute(root / "sapat.duckdb").empty  # nothing new
-    new = synthesize(tmp_path / "more", REG, CAT, waves=["2026-2027"], scale=0.5, seed=9,
-                     instruments=["staff"])  # fmt: skip
+    new = synthesize(
+        tmp_path / "more", REG, CAT, waves=["2026-2027"], scale=0.5, seed=9, instruments=["staff"]
+    )
     with Store(root / "sapat.duckdb") as store:
         r = ingest_file(tmp_path / "more" / new["files"][0]["file"], store, CAT, REG, key=key)
         assert r.status == "loaded"
@@ -243,8 +252,9 @@ def test_recompute_is_incremental_and_equals_a_full_one(db, tmp_path):
     con = duckdb.connect(str(root / "sapat.duckdb"))
     try:
         assert touched[["instrument", "wave"]].values.tolist() == [["staff", "2026-2027"]]
-        after = con.execute("SELECT * FROM ind_items WHERE instrument = 'student_experience' "
-                            "ORDER BY ALL").fetchdf()  # fmt: skip
+        after = con.execute(
+            "SELECT * FROM ind_items WHERE instrument = 'student_experience' ORDER BY ALL"
+        ).fetchdf()
         pd.testing.assert_frame_equal(before, after)
         inc = con.execute("SELECT * FROM ind_items ORDER BY ALL").fetchdf()
         con.close()
@@ -252,8 +262,9 @@ def test_recompute_is_incremental_and_equals_a_full_one(db, tmp_path):
         con = duckdb.connect(str(root / "sapat.duckdb"))
         full = con.execute("SELECT * FROM ind_items ORDER BY ALL").fetchdf()
         pd.testing.assert_frame_equal(inc, full)
-        staff = con.execute("SELECT count(*) FROM ind_changes WHERE instrument = 'staff' AND "
-                            "wave = '2026-2027'").fetchall()[0][0]  # fmt: skip
+        staff = con.execute(
+            "SELECT count(*) FROM ind_changes WHERE instrument = 'staff' AND wave = '2026-2027'"
+        ).fetchall()[0][0]
         assert staff > 0
     finally:
         con.close()

@@ -29,8 +29,9 @@ def db(tmp_path_factory):
     mp.setenv("SAPAT_WORKSPACE", str(init_workspace(root / "ws", "batsu")))
     mp.delenv("SAPAT_MIN_N", raising=False)
     cat, reg = example_catalog(), example_registry()
-    truth = synthesize(root / "ex", reg, cat, seed=4, scale=0.3,
-                       instruments=["student_experience", "graduate"])  # fmt: skip
+    truth = synthesize(
+        root / "ex", reg, cat, seed=4, scale=0.3, instruments=["student_experience", "graduate"]
+    )
     key = load_key(root / "key")
     with Store(root / "sapat.duckdb") as store:
         for meta in truth["files"]:
@@ -41,8 +42,9 @@ def db(tmp_path_factory):
 
 def test_indicators_json_uses_stored_column_names(db):
     path, _ = db
-    result = runner.invoke(app, ["indicators", "--db", str(path), "--level", "programme",
-                                 "--format", "json"])  # fmt: skip
+    result = runner.invoke(
+        app, ["indicators", "--db", str(path), "--level", "programme", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout.strip().splitlines()[-1])
     with duckdb.connect(str(path), read_only=True) as con:
@@ -59,13 +61,36 @@ def test_indicators_json_uses_stored_column_names(db):
 def test_indicators_for_a_dimension_and_outcomes(db, tmp_path):
     path, _ = db
     out = tmp_path / "dims.csv"
-    r = runner.invoke(app, ["indicators", "--db", str(path), "--dimension", "teaching",
-                            "--format", "csv", "--out", str(out)])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "indicators",
+            "--db",
+            str(path),
+            "--dimension",
+            "teaching",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     text = out.read_text("utf-8")
     assert text.startswith("instrument,") and "teaching" in text
-    r = runner.invoke(app, ["indicators", "--db", str(path), "--outcomes", "--level",
-                            "university", "--format", "json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "indicators",
+            "--db",
+            str(path),
+            "--outcomes",
+            "--level",
+            "university",
+            "--format",
+            "json",
+        ],
+    )
     measures = {row["measure"] for row in json.loads(r.stdout.strip().splitlines()[-1])}
     assert {"employment_rate", "pct_in_field", "pct_recommend", "median_months_to_job"} <= measures
 
@@ -73,8 +98,9 @@ def test_indicators_for_a_dimension_and_outcomes(db, tmp_path):
 def test_changes_lists_the_planted_change(db):
     path, truth = db
     ch = truth["planted_changes"][0]
-    r = runner.invoke(app, ["changes", "--db", str(path), "--wave", ch["wave_to"], "--format",
-                            "json"])  # fmt: skip
+    r = runner.invoke(
+        app, ["changes", "--db", str(path), "--wave", ch["wave_to"], "--format", "json"]
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     hits = [x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"]]
@@ -117,14 +143,17 @@ def test_counts_are_whole_numbers_in_json_and_csv(db):
     """Counts stay integers through the disclosure gate (which blanks small cells)."""
     path, truth = db
     ch = truth["planted_changes"][0]
-    r = runner.invoke(app, ["changes", "--db", str(path), "--wave", ch["wave_to"], "--show-all",
-                            "--format", "json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        ["changes", "--db", str(path), "--wave", ch["wave_to"], "--show-all", "--format", "json"],
+    )
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     for key in ("n_from", "n_to", "x_from", "x_to", "family_size"):
         assert all(isinstance(x[key], int) or x[key] is None for x in rows), key
     assert any(x["n_from"] is None for x in rows) or all(x["n_from"] >= 3 for x in rows)
-    r = runner.invoke(app, ["indicators", "--db", str(path), "--level", "programme",
-                            "--format", "csv"])  # fmt: skip
+    r = runner.invoke(
+        app, ["indicators", "--db", str(path), "--level", "programme", "--format", "csv"]
+    )
     lines = r.stdout.strip().splitlines()
     header = lines[0].split(",")
     at = header.index("n")

@@ -26,9 +26,15 @@ QUARANTINED = {"out_of_range": "unknown_answer", "unknown_programme": "unknown_u
 #: a planted repeat (same answers again 40 s later) is excluded where the evidence says so
 #: (the same e-mail: same_person_same_answers; the same platform id: repeated_submission)
 #: and flagged only where nothing but the answers is shared (identical_answers)
-FLAGGED = {"duplicate_submission": {"same_person_same_answers", "repeated_submission",
-                                    "identical_answers"},
-           "speeder": {"speeder"}, "straight_liner": {"straight_liner"}}  # fmt: skip
+FLAGGED = {
+    "duplicate_submission": {
+        "same_person_same_answers",
+        "repeated_submission",
+        "identical_answers",
+    },
+    "speeder": {"speeder"},
+    "straight_liner": {"straight_liner"},
+}
 EVIDENCE = {"same_person_same_answers", "repeated_submission"}
 
 
@@ -62,22 +68,30 @@ def test_every_synthetic_file_loads_with_exact_counts(loaded):
         assert r.instrument == meta["instrument"] and r.wave == meta["wave"]
         assert r.version == meta["version"]
         assert r.rows_read == meta["rows"]
-        planted = [f for f in truth["faults"] if f["file"] == meta["file"]
-                   and f["kind"] in QUARANTINED]  # fmt: skip
+        planted = [
+            f for f in truth["faults"] if f["file"] == meta["file"] and f["kind"] in QUARANTINED
+        ]
         assert r.rows_quarantined == len(planted), (meta["file"], r.errors)
         assert r.rows_read == r.rows_loaded + r.rows_quarantined
         rows = [e["row"] for e in r.errors]
         assert rows == sorted(rows), meta["file"]  # the summary lists problems by row
         stored = con.execute(
             f"SELECT count(*) FROM fct_{meta['instrument']} f JOIN sys_loads l USING (load_id) "
-            "WHERE l.sha256 = ?", [r.sha256]).fetchone()[0]  # fmt: skip
+            "WHERE l.sha256 = ?",
+            [r.sha256],
+        ).fetchone()[0]
         assert stored == r.rows_loaded
 
 
 def test_dialects_are_recognised(loaded):
     truth, results, _ = loaded
-    expected = {"google_forms": "google_forms", "ms_forms": "ms_forms", "kobo": "kobo",
-                "limesurvey": "limesurvey", "plain_cp1251": "plain"}  # fmt: skip
+    expected = {
+        "google_forms": "google_forms",
+        "ms_forms": "ms_forms",
+        "kobo": "kobo",
+        "limesurvey": "limesurvey",
+        "plain_cp1251": "plain",
+    }
     for meta in truth["files"]:
         assert results[meta["file"]].dialect == expected[meta["dialect"]], meta["file"]
         if meta["encoding"] == "cp1251":
@@ -95,12 +109,16 @@ def test_every_planted_fault_is_quarantined_or_flagged_with_its_reason(loaded):
         if kind in QUARANTINED:
             rows = con.execute(
                 "SELECT check_name, column_name FROM qa_quarantine WHERE sha256 = ? "
-                "AND source_row = ?", [r.sha256, fault["row"]]).fetchall()  # fmt: skip
+                "AND source_row = ?",
+                [r.sha256, fault["row"]],
+            ).fetchall()
             assert (QUARANTINED[kind], fault["column"]) in rows, (fault, rows)
         else:
             flags = con.execute(
                 "SELECT flag, excluded FROM qa_flags JOIN sys_loads USING (load_id) WHERE "
-                "sha256 = ? AND source_row = ?", [r.sha256, fault["row"]]).fetchall()  # fmt: skip
+                "sha256 = ? AND source_row = ?",
+                [r.sha256, fault["row"]],
+            ).fetchall()
             assert {f for f, _ in flags} & FLAGGED[kind], (fault, flags)
             for flag, excluded in flags:
                 assert excluded == (flag in EVIDENCE), (fault, flags)
@@ -118,18 +136,21 @@ def test_quarantine_keeps_raw_values_without_personal_columns(loaded):
 
 def test_repeats_are_excluded_from_answer_counts_but_kept(loaded):
     _, _, con = loaded
-    dup = con.execute(
-        "SELECT count(DISTINCT response_id) FROM qa_flags WHERE excluded").fetchone()[0]  # fmt: skip
+    dup = con.execute("SELECT count(DISTINCT response_id) FROM qa_flags WHERE excluded").fetchone()[
+        0
+    ]
     excluded = sum(
         con.execute(f"SELECT count(*) FROM fct_{i} WHERE excluded").fetchone()[0]
         for i in CAT.versions
     )
     assert dup == excluded > 0
-    kinds = {f for (f,) in con.execute("SELECT DISTINCT flag FROM qa_flags WHERE excluded")
-             .fetchall()}  # fmt: skip
+    kinds = {
+        f for (f,) in con.execute("SELECT DISTINCT flag FROM qa_flags WHERE excluded").fetchall()
+    }
     assert kinds <= EVIDENCE
-    kept = con.execute("SELECT count(*) FROM qa_flags WHERE flag = 'identical_answers' AND NOT "
-                       "excluded").fetchone()[0]  # fmt: skip
+    kept = con.execute(
+        "SELECT count(*) FROM qa_flags WHERE flag = 'identical_answers' AND NOT excluded"
+    ).fetchone()[0]
     assert kept > 0  # identical answers alone never exclude a row
 
 
@@ -141,7 +162,8 @@ def test_answer_counts_match_the_typed_table(loaded):
     ).fetchall()
     b = con.execute(
         "SELECT wave, programme, sum(n)::BIGINT FROM fct_answer_counts WHERE item = 'se_overall' "
-        "AND answer BETWEEN 1 AND 5 GROUP BY ALL ORDER BY ALL").fetchall()  # fmt: skip
+        "AND answer BETWEEN 1 AND 5 GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     assert a == b
 
 
@@ -202,8 +224,10 @@ def _staff_rows(n, lang, fmt):
     cat_scale = STAFF.scale_of(STAFF.field("staff_category"))
     rows = []
     for i in range(n):
-        row = {"unit": unit if fmt == "code" else f"{REG.name(unit, lang)} ({unit})",
-               "staff_category": cat_scale.choices[i % 3].label(lang)}  # fmt: skip
+        row = {
+            "unit": unit if fmt == "code" else f"{REG.name(unit, lang)} ({unit})",
+            "staff_category": cat_scale.choices[i % 3].label(lang),
+        }
         for j, f in enumerate(STAFF.items):
             choice = STAFF.scale_of(f).by_name(str(1 + (i + j) % 5))
             row[f.code] = choice.label(lang)
@@ -217,8 +241,13 @@ def test_legacy_export_with_a_mapping_file(tmp_path, key):
     legacy.update({f"Q{j + 1}": f.code for j, f in enumerate(STAFF.items)})
     path = tmp_path / "2024-2025" / "old_staff_survey.csv"
     path.parent.mkdir()
-    _write_csv(path, [list(legacy)], [[r[legacy[c]] for c in legacy]
-                                      for r in rows], encoding="cp1251", delimiter=";")  # fmt: skip
+    _write_csv(
+        path,
+        [list(legacy)],
+        [[r[legacy[c]] for c in legacy] for r in rows],
+        encoding="cp1251",
+        delimiter=";",
+    )
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("\n".join(f"{k}: {v}" for k, v in legacy.items()), encoding="utf-8")
     with Store(tmp_path / "db.duckdb") as store:
@@ -233,8 +262,17 @@ def test_legacy_export_with_a_mapping_file(tmp_path, key):
 
 def test_surveymonkey_export_two_header_rows(tmp_path, key):
     rows = _staff_rows(9, "ru", "name")
-    meta = ["Respondent ID", "Collector ID", "Start Date", "End Date", "IP Address",
-            "Email Address", "First Name", "Last Name", "Custom Data 1"]  # fmt: skip
+    meta = [
+        "Respondent ID",
+        "Collector ID",
+        "Start Date",
+        "End Date",
+        "IP Address",
+        "Email Address",
+        "First Name",
+        "Last Name",
+        "Custom Data 1",
+    ]
     top, sub = list(meta), [""] * len(meta)
     fields = ["unit", "staff_category", *[f.code for f in STAFF.items]]
     last_group = None
@@ -250,9 +288,20 @@ def test_surveymonkey_export_two_header_rows(tmp_path, key):
             sub.append("Response")
     data = []
     for i, r in enumerate(rows):
-        data.append([str(1000 + i), "4567", "10/02/2024 09:10:00 AM", "10/02/2024 09:19:30 AM",
-                     "10.0.0.1", f"user{i}@mail.ru", "Айгуль", "Токтосунова", ""]
-                    + [r[c] for c in fields])  # fmt: skip
+        data.append(
+            [
+                str(1000 + i),
+                "4567",
+                "10/02/2024 09:10:00 AM",
+                "10/02/2024 09:19:30 AM",
+                "10.0.0.1",
+                f"user{i}@mail.ru",
+                "Айгуль",
+                "Токтосунова",
+                "",
+            ]
+            + [r[c] for c in fields]
+        )
     path = tmp_path / "staff_surveymonkey.csv"
     _write_csv(path, [top, sub], data)
     with Store(tmp_path / "db.duckdb") as store:
@@ -265,10 +314,25 @@ def test_surveymonkey_export_two_header_rows(tmp_path, key):
 
 def test_qualtrics_export_three_header_rows(tmp_path, key):
     rows = _staff_rows(7, "en", "name")
-    meta = ["StartDate", "EndDate", "Status", "IPAddress", "Progress", "Duration (in seconds)",
-            "Finished", "RecordedDate", "ResponseId", "RecipientLastName", "RecipientFirstName",
-            "RecipientEmail", "ExternalReference", "LocationLatitude", "LocationLongitude",
-            "DistributionChannel", "UserLanguage"]  # fmt: skip
+    meta = [
+        "StartDate",
+        "EndDate",
+        "Status",
+        "IPAddress",
+        "Progress",
+        "Duration (in seconds)",
+        "Finished",
+        "RecordedDate",
+        "ResponseId",
+        "RecipientLastName",
+        "RecipientFirstName",
+        "RecipientEmail",
+        "ExternalReference",
+        "LocationLatitude",
+        "LocationLongitude",
+        "DistributionChannel",
+        "UserLanguage",
+    ]
     codes, texts, ids = list(meta), list(meta), [json.dumps({"ImportId": m}) for m in meta]
     fields = ["unit", "staff_category", *[f.code for f in STAFF.items]]
     for k, code in enumerate(fields, start=1):
@@ -279,9 +343,29 @@ def test_qualtrics_export_three_header_rows(tmp_path, key):
             text = f"{f.group_labels['en']} - {text}"
         texts.append(text)
         ids.append(json.dumps({"ImportId": f"QID{k}"}))
-    data = [["2025-03-03 10:00:00", "2025-03-03 10:06:00", "0", "10.0.0.2", "100", "360", "1",
-             "2025-03-03 10:06:01", f"R_{i:06d}", "", "", "", "", "", "", "anonymous", "EN"]
-            + [r[c] for c in fields] for i, r in enumerate(rows)]  # fmt: skip
+    data = [
+        [
+            "2025-03-03 10:00:00",
+            "2025-03-03 10:06:00",
+            "0",
+            "10.0.0.2",
+            "100",
+            "360",
+            "1",
+            "2025-03-03 10:06:01",
+            f"R_{i:06d}",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "anonymous",
+            "EN",
+        ]
+        + [r[c] for c in fields]
+        for i, r in enumerate(rows)
+    ]
     path = tmp_path / "staff_qualtrics.csv"
     _write_csv(path, [codes, texts, ids], data)
     with Store(tmp_path / "db.duckdb") as store:
@@ -293,8 +377,16 @@ def test_qualtrics_export_three_header_rows(tmp_path, key):
 
 # ---------------------------------------------------------------- behaviour
 def _one_file(tmp_path, instrument="employer", wave="2024-2025", fmt="kobo", scale=0.5):
-    truth = synthesize(tmp_path / "ex", REG, CAT, waves=[wave], scale=scale,
-                       instruments=[instrument], dialect=fmt, seed=3)  # fmt: skip
+    truth = synthesize(
+        tmp_path / "ex",
+        REG,
+        CAT,
+        waves=[wave],
+        scale=scale,
+        instruments=[instrument],
+        dialect=fmt,
+        seed=3,
+    )
     return tmp_path / "ex" / truth["files"][0]["file"], truth["files"][0]
 
 
@@ -309,9 +401,14 @@ def test_wrong_instrument_is_rejected_with_the_columns_named(tmp_path, key):
 
 def test_unknown_wave_without_dates_asks_for_the_option(tmp_path, key):
     path = tmp_path / "staff.csv"
-    _write_csv(path, [["unit", "staff_category", *[f.code for f in STAFF.items]]],
-               [[r["unit"], r["staff_category"], *[r[f.code] for f in STAFF.items]]
-                for r in _staff_rows(3, "en", "code")])  # fmt: skip
+    _write_csv(
+        path,
+        [["unit", "staff_category", *[f.code for f in STAFF.items]]],
+        [
+            [r["unit"], r["staff_category"], *[r[f.code] for f in STAFF.items]]
+            for r in _staff_rows(3, "en", "code")
+        ],
+    )
     with Store(tmp_path / "db.duckdb") as store:
         r = ingest_file(path, store, CAT, REG, key=key)
         assert r.status == "rejected" and r.errors[0]["expected"] == "--wave YYYY-YYYY"

@@ -42,9 +42,15 @@ def batch(tmp_path_factory) -> list[Path]:
     """Eight exports (KoboToolbox, Google Forms ky/ru, LimeSurvey, MS Forms) of three
     questionnaires in two waves; each takes a noticeable moment to load."""
     out = tmp_path_factory.mktemp("atomic_exports")
-    synthesize(out, example_registry(), example_catalog(), waves=["2023-2024", "2024-2025"],
-               scale=0.15, seed=23,
-               instruments=["teaching_evaluation", "student_experience", "graduate"])  # fmt: skip
+    synthesize(
+        out,
+        example_registry(),
+        example_catalog(),
+        waves=["2023-2024", "2024-2025"],
+        scale=0.15,
+        seed=23,
+        instruments=["teaching_evaluation", "student_experience", "graduate"],
+    )
     files = export_files(out)
     assert len(files) == 8
     return files

@@ -20,8 +20,17 @@ from pipeline.instruments import example_catalog
 from pipeline.registry import example_registry
 from pipeline.synth import synthesize
 
-REQUIRED = {"file", "sha256", "status", "instrument", "wave", "rows_read", "rows_loaded",
-            "rows_quarantined", "errors"}  # fmt: skip
+REQUIRED = {
+    "file",
+    "sha256",
+    "status",
+    "instrument",
+    "wave",
+    "rows_read",
+    "rows_loaded",
+    "rows_quarantined",
+    "errors",
+}
 
 runner = CliRunner()
 
@@ -31,9 +40,15 @@ def exports(tmp_path_factory):
     """Five small exports: graduate (MS Forms; Google Forms ky/ru) and employer
     (Windows-1251 CSV; MS Forms) in two waves; the larger ones carry planted faults."""
     out = tmp_path_factory.mktemp("cli_exports")
-    truth = synthesize(out, example_registry(), example_catalog(),
-                       waves=["2023-2024", "2024-2025"], scale=0.1, seed=17,
-                       instruments=["graduate", "employer"])  # fmt: skip
+    truth = synthesize(
+        out,
+        example_registry(),
+        example_catalog(),
+        waves=["2023-2024", "2024-2025"],
+        scale=0.1,
+        seed=17,
+        instruments=["graduate", "employer"],
+    )
     files = {f["file"]: {**f, "path": out / f["file"]} for f in truth["files"]}
     faulty = {f["file"] for f in truth["faults"] if f["row"] is not None}
     assert len(files) == 5 and faulty
@@ -176,8 +191,9 @@ def test_strict_rejects_a_file_with_failing_rows_and_leaves_no_trace(env, export
     sha = sha256_of(faulty["path"])
     con = duckdb.connect(str(env["db"]), read_only=True)
     try:
-        assert con.execute("SELECT count(*) FROM sys_loads WHERE sha256 = ?", [sha]).fetchone() \
-            == (0,)  # fmt: skip
+        assert con.execute("SELECT count(*) FROM sys_loads WHERE sha256 = ?", [sha]).fetchone() == (
+            0,
+        )
         loads = [r[0] for r in con.execute("SELECT load_id FROM sys_loads").fetchall()]
         for t in tables(con):
             if t.startswith(("fct_", "qa_")):
@@ -207,8 +223,14 @@ def test_quarantine_and_loads_json_list_what_was_loaded(env, exports):
         o = by_sha[r["sha256"]]
         assert r["file_name"] == Path(o["file"]).name
         assert r["status"] == "loaded"
-        for k in ("instrument", "wave", "rows_read", "rows_loaded", "rows_quarantined",
-                  "rows_flagged"):  # fmt: skip
+        for k in (
+            "instrument",
+            "wave",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "rows_flagged",
+        ):
             assert r[k] == o[k], k
     quarantined = json.loads(_invoke("quarantine", "--db", env["db"], "--json").stdout)
     assert quarantined
@@ -240,8 +262,9 @@ def test_quarantine_and_loads_without_a_database_are_usage_errors(tmp_path, env)
 
 # -------------------------------------------------------------- real processes
 def _run(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*sapat_command(), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [*sapat_command(), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_exit_codes_and_messages_of_a_real_process(tmp_path, env, exports):
@@ -268,10 +291,13 @@ def writer_holding(tmp_path):
 
     def hold(db: Path) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
-        code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                "print('ready', flush=True); time.sleep(120)")  # fmt: skip
-        p = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+        code = (
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(120)"
+        )
+        p = subprocess.Popen(
+            [sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True
+        )
         procs.append(p)
         assert p.stdout.readline().strip() == "ready"
 

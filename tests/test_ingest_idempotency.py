@@ -59,13 +59,22 @@ def twenty(tmp_path_factory, reg_cat):
         if path.exists():
             files.append((str(path), f["instrument"], f["wave"]))
         else:  # the split one
-            files += [(str(week1), f["instrument"], f["wave"]),
-                      (str(week2), f["instrument"], f["wave"])]  # fmt: skip
+            files += [
+                (str(week1), f["instrument"], f["wave"]),
+                (str(week2), f["instrument"], f["wave"]),
+            ]
     assert len(files) == 20
     assert len({f[1] for f in files}) == 5 and len({f[2] for f in files}) == 3
     assert len({meta[r]["dialect"] for r in meta}) == 5
-    return {"out": out, "truth": truth, "files": files, "week1": week1, "week2": week2,
-            "repeat_row": repeat_row, "original_row": original_row}  # fmt: skip
+    return {
+        "out": out,
+        "truth": truth,
+        "files": files,
+        "week1": week1,
+        "week2": week2,
+        "repeat_row": repeat_row,
+        "original_row": original_row,
+    }
 
 
 @pytest.fixture
@@ -112,8 +121,12 @@ def test_same_file_twice_is_a_duplicate_and_changes_nothing(tmp_path, key, reg_c
 
 
 # ------------------------------------------------------------------ duplicate flags
-REPEAT_RULES = ("repeated_submission", "same_person_same_answers", "same_person",
-                "identical_answers")  # fmt: skip
+REPEAT_RULES = (
+    "repeated_submission",
+    "same_person_same_answers",
+    "same_person",
+    "identical_answers",
+)
 
 
 def _duplicate_rows(con, excluded_only: bool = False) -> set[tuple[str, int]]:
@@ -142,8 +155,15 @@ def test_within_a_file_the_later_submission_is_flagged(tmp_path, key, reg_cat, t
     with _store(tmp_path, "db") as store:
         for rel in repeats:
             meta = next(m for m in truth["files"] if m["file"] == rel)
-            r = ingest_file(out / rel, store, reg_cat[1], reg_cat[0], key=key,
-                            instrument=meta["instrument"], wave=meta["wave"])  # fmt: skip
+            r = ingest_file(
+                out / rel,
+                store,
+                reg_cat[1],
+                reg_cat[0],
+                key=key,
+                instrument=meta["instrument"],
+                wave=meta["wave"],
+            )
             assert r.status == "loaded", r.errors
         flagged = _duplicate_rows(store.con)
         evidence = _duplicate_rows(store.con, excluded_only=True)
@@ -154,14 +174,18 @@ def test_within_a_file_the_later_submission_is_flagged(tmp_path, key, reg_cat, t
                     "USING (load_id) WHERE t.excluded"
                     for t in sorted(
                         {f"fct_{m['instrument']}" for m in truth["files"] if m["file"] in repeats}
-                    )  # fmt: skip
+                    )
                 )
             ).fetchall()
         )
     expected = {(Path(rel).name, row) for rel, rows in repeats.items() for row in rows}
-    with_email = {(Path(rel).name, row) for rel, rows in repeats.items() for row in rows
-                  if next(m for m in truth["files"] if m["file"] == rel)["dialect"]
-                  in ("google_forms", "ms_forms")}  # fmt: skip
+    with_email = {
+        (Path(rel).name, row)
+        for rel, rows in repeats.items()
+        for row in rows
+        if next(m for m in truth["files"] if m["file"] == rel)["dialect"]
+        in ("google_forms", "ms_forms")
+    }
     assert expected <= flagged  # (straight-liners may share answers with others too)
     assert excluded == evidence == with_email and with_email
 
@@ -248,8 +272,10 @@ def test_fifty_load_orders_give_identical_tables(tmp_path, key, twenty):
         return names.index(week2) < names.index(week1)
 
     assert {week2_first(o) for o in orders} == {True, False}  # both orders are exercised
-    jobs = [(o, str(tmp_path / f"order{i:02d}" / "processed" / "sapat.duckdb"), key)
-            for i, o in enumerate(orders)]  # fmt: skip
+    jobs = [
+        (o, str(tmp_path / f"order{i:02d}" / "processed" / "sapat.duckdb"), key)
+        for i, o in enumerate(orders)
+    ]
     workers = max(1, min(4, os.cpu_count() or 1))
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(ingest_in_order, jobs))
@@ -267,19 +293,24 @@ def test_fifty_load_orders_give_identical_tables(tmp_path, key, twenty):
         d = diff(canonical(Path(jobs[a][1])), canonical(Path(jobs[b][1])))
         lines = [
             f"{ORDERS} load orders give {len(classes)} different sets of tables:",
-            *(f"  {len(c)} orders (week 2 loaded before week 1 in "
-              f"{sum(week2_first(orders[i]) for i in c)} of them): {c[:12]}" for c in classes),
+            *(
+                f"  {len(c)} orders (week 2 loaded before week 1 in "
+                f"{sum(week2_first(orders[i]) for i in c)} of them): {c[:12]}"
+                for c in classes
+            ),
             "Tables that differ: "
-            + ", ".join(sorted({ln.split(':')[0] for ln in d if not ln.startswith(' ')})),
+            + ", ".join(sorted({ln.split(":")[0] for ln in d if not ln.startswith(" ")})),
             f"Order {a} (first) against order {b} (second):",
             *d,
-        ]  # fmt: skip
+        ]
         failures += lines
     # each order's store is internally consistent (manifest = rows, flags, counts)
     inconsistent = {i: res["problems"] for i, res in enumerate(results) if res["problems"]}
     if inconsistent:
         i = next(iter(inconsistent))
-        failures += [f"{len(inconsistent)} of {ORDERS} stores are inconsistent; order {i}:",
-                     *(f"  {p}" for p in inconsistent[i][:8])]  # fmt: skip
+        failures += [
+            f"{len(inconsistent)} of {ORDERS} stores are inconsistent; order {i}:",
+            *(f"  {p}" for p in inconsistent[i][:8]),
+        ]
     if failures:
         pytest.fail("\n".join(failures))

@@ -54,8 +54,14 @@ def exports(tmp_path_factory, reg_cat):
     (Kobo ``_submitted_by``), large LimeSurvey response ids and the IP address column.
     Returns the files and every personal value in them."""
     out = tmp_path_factory.mktemp("privacy")
-    truth = synthesize(out, *reg_cat, waves=["2023-2024", "2024-2025"], scale=0.1, seed=3,
-                       instruments=["student_experience", "graduate", "teaching_evaluation"])  # fmt: skip
+    truth = synthesize(
+        out,
+        *reg_cat,
+        waves=["2023-2024", "2024-2025"],
+        scale=0.1,
+        seed=3,
+        instruments=["student_experience", "graduate", "teaching_evaluation"],
+    )
     secrets = {"emails": set(), "names": set(), "uuids": set(), "ids": set(), "ips": set()}
     files = {}
     for meta in truth["files"]:
@@ -99,8 +105,12 @@ def exports(tmp_path_factory, reg_cat):
     secrets = {k: {str(v) for v in vals if v} for k, vals in secrets.items()}
     assert len(secrets["emails"]) > 500 and len(secrets["uuids"]) > 500
     assert len(secrets["names"]) > 20 and len(secrets["ids"]) > 200 and secrets["ips"]
-    assert {f["dialect"] for f in files.values()} == {"google_forms", "ms_forms", "kobo",
-                                                      "limesurvey"}  # fmt: skip
+    assert {f["dialect"] for f in files.values()} == {
+        "google_forms",
+        "ms_forms",
+        "kobo",
+        "limesurvey",
+    }
     return {"out": out, "files": files, "secrets": secrets}
 
 
@@ -158,8 +168,11 @@ def _text_values(con: duckdb.DuckDBPyConnection) -> str:
             [t],
         ).fetchall()
         for (c,) in cols:
-            out += [v for (v,) in con.execute(f'SELECT DISTINCT "{c}"::VARCHAR FROM {t}').fetchall()
-                    if v is not None]  # fmt: skip
+            out += [
+                v
+                for (v,) in con.execute(f'SELECT DISTINCT "{c}"::VARCHAR FROM {t}').fetchall()
+                if v is not None
+            ]
     return "\n".join(out)
 
 
@@ -172,8 +185,7 @@ def test_leak_search_finds_what_it_looks_for(exports):
 
 
 @pytest.mark.parametrize("uncompressed", [False, True], ids=["default", "uncompressed"])
-def test_no_personal_data_in_the_database_bytes(tmp_path, key_file, reg_cat, exports,
-                                                uncompressed):  # fmt: skip
+def test_no_personal_data_in_the_database_bytes(tmp_path, key_file, reg_cat, exports, uncompressed):
     db = tmp_path / "processed" / "sapat.duckdb"
     results, open_bytes = _ingest_all(db, exports, reg_cat, load_key(), uncompressed=uncompressed)
     assert all(r.status == "loaded" for r in results), [r.errors[:1] for r in results]
@@ -192,8 +204,19 @@ def test_no_personal_data_in_the_database_bytes(tmp_path, key_file, reg_cat, exp
         con.close()
     assert _leaks(texts.encode("utf-8"), secrets) == {}, "personal data in a text column"
     assert "@" not in texts
-    personal_columns = {"Email", "Email Address", "Адрес электронной почты", "Name", "ID", "id",
-                        "_id", "_uuid", "_submitted_by", "seed", "ipaddr"}  # fmt: skip
+    personal_columns = {
+        "Email",
+        "Email Address",
+        "Адрес электронной почты",
+        "Name",
+        "ID",
+        "id",
+        "_id",
+        "_uuid",
+        "_submitted_by",
+        "seed",
+        "ipaddr",
+    }
     assert raw_keys and not raw_keys & personal_columns
     if uncompressed:  # positive control: strings that are stored are visible in the bytes
         assert comments
@@ -201,8 +224,9 @@ def test_no_personal_data_in_the_database_bytes(tmp_path, key_file, reg_cat, exp
         assert len(seen) == len(comments)
 
 
-def test_person_key_is_a_keyed_hmac_stable_for_a_key(tmp_path, key_file, monkeypatch, reg_cat,
-                                                     exports):  # fmt: skip
+def test_person_key_is_a_keyed_hmac_stable_for_a_key(
+    tmp_path, key_file, monkeypatch, reg_cat, exports
+):
     picked = [
         next(f for f in exports["files"].values() if f["dialect"] == d)
         for d in ("google_forms", "ms_forms")
@@ -239,8 +263,10 @@ def test_person_key_is_a_keyed_hmac_stable_for_a_key(tmp_path, key_file, monkeyp
         else:
             sheet = openpyxl.load_workbook(f["path"]).active
             col = [c.value for c in sheet[1]].index("Email")
-            emails |= {(sha, n): (f["instrument"], r[col])
-                       for n, r in enumerate(sheet.iter_rows(min_row=2, values_only=True), 2)}  # fmt: skip
+            emails |= {
+                (sha, n): (f["instrument"], r[col])
+                for n, r in enumerate(sheet.iter_rows(min_row=2, values_only=True), 2)
+            }
     assert len(first) > 300 and set(first) <= set(emails)
     for where, pk in first.items():
         inst, email = emails[where]

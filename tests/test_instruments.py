@@ -163,8 +163,9 @@ def test_a_label_missing_in_one_language_falls_back_with_a_warning(tmp_path):
     inst, warnings = read_workbook_with_warnings(path)
     f = inst.field(code)
     assert "ru" not in f.labels and f.label("ru") == f.labels["ky"]  # the default language
-    assert any(code in w and "Russian" in w and path.name in w and "row" in w
-               for w in warnings), warnings  # fmt: skip
+    assert any(code in w and "Russian" in w and path.name in w and "row" in w for w in warnings), (
+        warnings
+    )
     assert any(code in w for w in read_catalog(dest).warnings)
 
 

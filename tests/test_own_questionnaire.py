@@ -28,20 +28,25 @@ runner = CliRunner()
 TOL = 1e-9
 WAVES = ["2023-2024", "2024-2025", "2025-2026"]
 FACULTIES = {"FA": ["PA1", "PA2"], "FB": ["PB1", "PB2"], "FC": ["PC1"]}
-LEVEL = {"PA1": "bachelor", "PA2": "master", "PB1": "bachelor", "PB2": "bachelor",
-         "PC1": "master"}  # fmt: skip
+LEVEL = {"PA1": "bachelor", "PA2": "master", "PB1": "bachelor", "PB2": "bachelor", "PC1": "master"}
 TEACHING, FACILITIES = ["t1", "t2", "t3", "t4"], ["f1", "f2", "f3"]
 ITEMS = [*TEACHING, *FACILITIES, "nps"]
 AGREE = {1: "Strongly disagree", 2: "Disagree", 3: "Agree", 4: "Strongly agree"}
 #: scale of each item: (low, high, positive_from, negative_to)
-SCALE = {**{i: (1, 4, 3, 2) for i in TEACHING}, **{i: (1, 7, 5, 3) for i in FACILITIES},
-         "nps": (0, 10, 9, 6)}  # fmt: skip
+SCALE = {
+    **{i: (1, 4, 3, 2) for i in TEACHING},
+    **{i: (1, 7, 5, 3) for i in FACILITIES},
+    "nps": (0, 10, 9, 6),
+}
 NA, DK = -2, -3  # the declared non-answers, as generated here
 
 
 def _package_files() -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(PACKAGE_DIR.rglob("*")) if p.is_file() and "__pycache__" not in str(p)}  # fmt: skip
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(PACKAGE_DIR.rglob("*"))
+        if p.is_file() and "__pycache__" not in str(p)
+    }
 
 
 def _workspace(root: Path) -> Path:
@@ -52,50 +57,126 @@ def _workspace(root: Path) -> Path:
         units.append([fac, "U", "faculty", "", "", "", f"Faculty {fac}", "", "no"])
         for p in progs:
             units.append([p, fac, "programme", LEVEL[p], "", "", f"Programme {p}", "", "no"])
-    write_csv(decl / "org_units.csv", ["code", "parent_code", "kind", "level", "name_ky",
-                                       "name_ru", "name_en", "city", "illustrative"], units)  # fmt: skip
+    write_csv(
+        decl / "org_units.csv",
+        [
+            "code",
+            "parent_code",
+            "kind",
+            "level",
+            "name_ky",
+            "name_ru",
+            "name_en",
+            "city",
+            "illustrative",
+        ],
+        units,
+    )
     heads = []
     for w in WAVES:
         for p in LEVEL:
             # PC1's headcount is out of date (below its respondents): flagged, not fatal
             heads.append([w, p, LEVEL[p], "students", 40 if p == "PC1" else 260])
-    write_csv(decl / "headcounts.csv", ["wave", "unit_code", "level", "population", "headcount"],
-              heads)  # fmt: skip
+    write_csv(
+        decl / "headcounts.csv", ["wave", "unit_code", "level", "population", "headcount"], heads
+    )
     survey = [
-        {"type": "select_one_from_file units.csv", "name": "fac", "label": "Faculty",
-         "sapat_role": "context", "context": "unit", "required": "yes"},
-        {"type": "select_one_from_file programmes.csv", "name": "prog", "label": "Programme",
-         "sapat_role": "context", "context": "programme", "required": "yes"},
-        *[{"type": "select_one agree4", "name": i, "label": f"Teaching statement {i}",
-           "sapat_role": "item", "dimension": "teaching", "reverse": "yes" if i == "t4" else ""}
-          for i in TEACHING],
-        *[{"type": "select_one sat7", "name": i, "label": f"Facilities {i}",
-           "sapat_role": "item", "dimension": "facilities"} for i in FACILITIES],
-        {"type": "select_one nps11", "name": "nps", "label": "Would you recommend us (0-10)?",
-         "sapat_role": "item", "dimension": "overall"},
-        {"type": "select_one yesno", "name": "rec", "label": "Would you study here again?",
-         "sapat_role": "outcome"},
+        {
+            "type": "select_one_from_file units.csv",
+            "name": "fac",
+            "label": "Faculty",
+            "sapat_role": "context",
+            "context": "unit",
+            "required": "yes",
+        },
+        {
+            "type": "select_one_from_file programmes.csv",
+            "name": "prog",
+            "label": "Programme",
+            "sapat_role": "context",
+            "context": "programme",
+            "required": "yes",
+        },
+        *[
+            {
+                "type": "select_one agree4",
+                "name": i,
+                "label": f"Teaching statement {i}",
+                "sapat_role": "item",
+                "dimension": "teaching",
+                "reverse": "yes" if i == "t4" else "",
+            }
+            for i in TEACHING
+        ],
+        *[
+            {
+                "type": "select_one sat7",
+                "name": i,
+                "label": f"Facilities {i}",
+                "sapat_role": "item",
+                "dimension": "facilities",
+            }
+            for i in FACILITIES
+        ],
+        {
+            "type": "select_one nps11",
+            "name": "nps",
+            "label": "Would you recommend us (0-10)?",
+            "sapat_role": "item",
+            "dimension": "overall",
+        },
+        {
+            "type": "select_one yesno",
+            "name": "rec",
+            "label": "Would you study here again?",
+            "sapat_role": "outcome",
+        },
         {"type": "text", "name": "remarks", "label": "Remarks", "sapat_role": "comment"},
-    ]  # fmt: skip
-    choices = [*rating_choices("agree4", 1, 4, AGREE, {"0": "Not applicable"}),
-               *rating_choices("sat7", 1, 7),
-               *rating_choices("nps11", 0, 10, missing={"dk": "Don't know"}),
-               {"list_name": "yesno", "name": "yes", "label": "Yes"},
-               {"list_name": "yesno", "name": "no", "label": "No"}]  # fmt: skip
-    scales = [{"list_name": "agree4", "kind": "ordinal", "positive_from": 3, "not_applicable": "0"},
-              {"list_name": "sat7", "kind": "ordinal"},
-              {"list_name": "nps11", "kind": "ordinal", "positive_from": 9, "negative_to": 6,
-               "dont_know": "dk"},
-              {"list_name": "yesno", "kind": "nominal"}]  # fmt: skip
-    dims = [{"code": "teaching", "label": "Teaching"},
-            {"code": "facilities", "label": "Facilities"},
-            {"code": "overall", "label": "Overall", "kind": "overall"}]  # fmt: skip
-    measures = [{"code": "pct_again", "field": "rec", "statistic": "share", "success": "yes",
-                 "label": "Would study here again (%)"}]  # fmt: skip
-    write_workbook(ws / "instruments" / "course_feedback__2026.1.xlsx", form_id="course_feedback",
-                   version="2026.1", survey=survey, choices=choices, scales=scales,
-                   dimensions=dims, measures=measures,
-                   settings={"population": "students"})  # fmt: skip
+    ]
+    choices = [
+        *rating_choices("agree4", 1, 4, AGREE, {"0": "Not applicable"}),
+        *rating_choices("sat7", 1, 7),
+        *rating_choices("nps11", 0, 10, missing={"dk": "Don't know"}),
+        {"list_name": "yesno", "name": "yes", "label": "Yes"},
+        {"list_name": "yesno", "name": "no", "label": "No"},
+    ]
+    scales = [
+        {"list_name": "agree4", "kind": "ordinal", "positive_from": 3, "not_applicable": "0"},
+        {"list_name": "sat7", "kind": "ordinal"},
+        {
+            "list_name": "nps11",
+            "kind": "ordinal",
+            "positive_from": 9,
+            "negative_to": 6,
+            "dont_know": "dk",
+        },
+        {"list_name": "yesno", "kind": "nominal"},
+    ]
+    dims = [
+        {"code": "teaching", "label": "Teaching"},
+        {"code": "facilities", "label": "Facilities"},
+        {"code": "overall", "label": "Overall", "kind": "overall"},
+    ]
+    measures = [
+        {
+            "code": "pct_again",
+            "field": "rec",
+            "statistic": "share",
+            "success": "yes",
+            "label": "Would study here again (%)",
+        }
+    ]
+    write_workbook(
+        ws / "instruments" / "course_feedback__2026.1.xlsx",
+        form_id="course_feedback",
+        version="2026.1",
+        survey=survey,
+        choices=choices,
+        scales=scales,
+        dimensions=dims,
+        measures=measures,
+        settings={"population": "students"},
+    )
     write_versions(
         ws / "instruments",
         {
@@ -111,8 +192,11 @@ def _answers(rng, n: int, wave: int) -> pd.DataFrame:
     """Respondents with a latent satisfaction; 30 % share one answer pattern (all top)."""
     prog = rng.choice(list(LEVEL), n, p=[0.25, 0.15, 0.25, 0.2, 0.15])
     fac = np.array([next(f for f, ps in FACULTIES.items() if p in ps) for p in prog])
-    latent = rng.normal(0, 1, n) + np.where(fac == "FA", 0.4, 0) - np.where(
-        (fac == "FB") & (wave == 2), 0.9, 0)  # planted: FB falls in the last wave  # fmt: skip
+    latent = (
+        rng.normal(0, 1, n)
+        + np.where(fac == "FA", 0.4, 0)
+        - np.where((fac == "FB") & (wave == 2), 0.9, 0)
+    )  # planted: FB falls in the last wave
     out = {"fac": fac, "prog": prog}
     for item in ITEMS:
         low, high, _, _ = SCALE[item]
@@ -171,15 +255,26 @@ def world(tmp_path_factory):
     for k, wave in enumerate(WAVES):
         frame = _answers(rng, 700, k)
         data[wave] = frame
-        files.append(write_csv(root / "exports" / wave / "course_feedback.csv",
-                               list(frame.columns), _render(frame).values.tolist()))  # fmt: skip
+        files.append(
+            write_csv(
+                root / "exports" / wave / "course_feedback.csv",
+                list(frame.columns),
+                _render(frame).values.tolist(),
+            )
+        )
     r = runner.invoke(app, ["ingest", "--json", *map(str, files)])
     assert r.exit_code == 0, r.output
     results = [json.loads(line) for line in r.stdout.strip().splitlines()]
     r = runner.invoke(app, ["indicators", "--all", "--format", "json", "--level", "faculty"])
     assert r.exit_code == 0, r.output
-    yield {"root": root, "ws": ws, "data": data, "files": files, "results": results,
-           "before": before}  # fmt: skip
+    yield {
+        "root": root,
+        "ws": ws,
+        "data": data,
+        "files": files,
+        "results": results,
+        "before": before,
+    }
     mp.undo()
 
 
@@ -210,15 +305,21 @@ def test_no_row_lost_and_no_package_file_written(world):
 
 def test_items_on_every_scale_equal_a_direct_computation(world):
     items = _table("items", "--level", "faculty")
-    heads = {w: {f: sum(40 if p == "PC1" else 260 for p in ps) for f, ps in FACULTIES.items()}
-             for w in WAVES}  # fmt: skip
+    heads = {
+        w: {f: sum(40 if p == "PC1" else 260 for p in ps) for f, ps in FACULTIES.items()}
+        for w in WAVES
+    }
     for row in items.itertuples():
         frame = world["data"][row.wave]
         resp = (frame["fac"] == row.unit).sum()
         v = _valid(frame.loc[frame["fac"] == row.unit, row.item])
         low, high, pos, neg = SCALE[row.item]
         assert (row.scale_low, row.scale_high, row.positive_from, row.negative_to) == (
-            low, high, pos, neg)  # fmt: skip
+            low,
+            high,
+            pos,
+            neg,
+        )
         assert row.n == len(v)
         _close(row.mean, v.mean(), "mean")
         _close(row.sd, v.std(ddof=1), "sd")
@@ -233,8 +334,11 @@ def test_items_on_every_scale_equal_a_direct_computation(world):
             _close(row.response_rate, rate, "response_rate")
         fpc = 0.5 <= rate <= 1  # the workspace's fpc = auto
         assert bool(row.fpc) == fpc
-        n_eff = len(v) * (heads[row.wave][row.unit] - 1) / (heads[row.wave][row.unit] - len(v)) \
-            if fpc else len(v)  # fmt: skip
+        n_eff = (
+            len(v) * (heads[row.wave][row.unit] - 1) / (heads[row.wave][row.unit] - len(v))
+            if fpc
+            else len(v)
+        )
         lo, hi = proportion_confint((v >= pos).mean() * n_eff, n_eff, method="wilson")
         _close(row.pct_positive_ci_low, 100 * lo, "ci_low")
         _close(row.pct_positive_ci_high, 100 * hi, "ci_high")
@@ -335,12 +439,18 @@ def test_poststratified_estimates_equal_the_respondent_level_computation(world):
     frame = frame.rename(columns={"fac": "faculty"})
     frame = frame[~((frame["faculty"] == "FC") & (frame["level"] == "master"))]
     cells = {(f, LEVEL[p]) for f, ps in FACULTIES.items() for p in ps} - {("FC", "master")}
-    heads = pd.DataFrame([(f, lev, sum(260 for p in FACULTIES[f] if LEVEL[p] == lev))
-                          for f, lev in sorted(cells)], columns=["faculty", "level", "headcount"])  # fmt: skip
+    heads = pd.DataFrame(
+        [(f, lev, sum(260 for p in FACULTIES[f] if LEVEL[p] == lev)) for f, lev in sorted(cells)],
+        columns=["faculty", "level", "headcount"],
+    )
     answers = {i: frame[i].where(frame[i] >= 0) for i in ITEMS}
-    direct = weighted_estimates(frame.assign(**answers), ITEMS, cells=["faculty", "level"],
-                                headcounts=heads,
-                                positive_from={i: SCALE[i][2] for i in ITEMS})  # fmt: skip
+    direct = weighted_estimates(
+        frame.assign(**answers),
+        ITEMS,
+        cells=["faculty", "level"],
+        headcounts=heads,
+        positive_from={i: SCALE[i][2] for i in ITEMS},
+    )
     got = w[w["wave"] == WAVES[0]].set_index(["item", "design", "estimate", "method"])
     assert len(got) == len(direct) > 0
     for r in direct.itertuples():
@@ -352,8 +462,13 @@ def test_poststratified_estimates_equal_the_respondent_level_computation(world):
 
 
 def test_rerunning_with_other_choices_never_fails(world):
-    for args in (["--all"], ["--all", "--ci-method", "clopper_pearson"],
-                 ["--confidence", "0.9"], ["--adjust", "bh"], []):  # fmt: skip
+    for args in (
+        ["--all"],
+        ["--all", "--ci-method", "clopper_pearson"],
+        ["--confidence", "0.9"],
+        ["--adjust", "bh"],
+        [],
+    ):
         r = runner.invoke(app, ["indicators", *args, "--format", "json"])
         assert r.exit_code == 0, (args, r.output)
     items = _table("items", "--level", "university", "--confidence", "0.9")
@@ -380,29 +495,40 @@ def test_long_format_exports(world, tmp_path, with_ids):
     needs a respondent is reported as not available."""
     ws = _workspace(tmp_path / "ws")
     frame = _render(world["data"][WAVES[0]]).reset_index().rename(columns={"index": "rid"})
-    long = frame.melt(id_vars=["rid", "fac", "prog"], value_vars=[*ITEMS, "rec"],
-                      var_name="question", value_name="answer")  # fmt: skip
+    long = frame.melt(
+        id_vars=["rid", "fac", "prog"],
+        value_vars=[*ITEMS, "rec"],
+        var_name="question",
+        value_name="answer",
+    )
     long = long[long["answer"].fillna("") != ""].sort_values(["rid", "question"])
     if not with_ids:
         long = long.drop(columns="rid")
     path = write_csv(tmp_path / WAVES[0] / "long.csv", list(long.columns), long.values.tolist())
     mapping = tmp_path / "long.yaml"
-    mapping.write_text("layout: long\n" + ("respondent: rid\n" if with_ids else "")
-                       + "question: question\nanswer: answer\n", "utf-8")  # fmt: skip
+    mapping.write_text(
+        "layout: long\n"
+        + ("respondent: rid\n" if with_ids else "")
+        + "question: question\nanswer: answer\n",
+        "utf-8",
+    )
     env = {"SAPAT_WORKSPACE": str(ws)}
     r = runner.invoke(app, ["ingest", "--json", "--mapping", str(mapping), str(path)], env=env)
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["status"] == "loaded" and res["rows_quarantined"] == 0, res
     assert res["rows_loaded"] == (len(frame) if with_ids else len(long))
-    r = runner.invoke(app, ["indicators", "--table", "items", "--level", "faculty", "--format",
-                            "json"], env=env)  # fmt: skip
+    r = runner.invoke(
+        app, ["indicators", "--table", "items", "--level", "faculty", "--format", "json"], env=env
+    )
     got = pd.DataFrame(json.loads(r.stdout.strip().splitlines()[-1]))
     want = _table("items", "--level", "faculty", "--wave", WAVES[0])
     cols = ["unit", "item", "n", "mean", "sd", "pct_positive"]
-    pd.testing.assert_frame_equal(got[cols].sort_values(["unit", "item"]).reset_index(drop=True),
-                                  want[cols].sort_values(["unit", "item"]).reset_index(drop=True),
-                                  rtol=TOL)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        got[cols].sort_values(["unit", "item"]).reset_index(drop=True),
+        want[cols].sort_values(["unit", "item"]).reset_index(drop=True),
+        rtol=TOL,
+    )
     r = runner.invoke(app, ["indicators", "--table", "unavailable", "--format", "json"], env=env)
     unavailable = [
         u

@@ -264,8 +264,25 @@ def test_well_formed_csv_reads_back_exactly(workdir, case):
 
 # --- the Arrow reader and pandas' parser agree ------------------------------------------
 
-RAW_PIECES = ["Факультет", "согласен", "4", "3,5", " ", '"', '""', '"a,b"', '"x\ny"', "x\"y",
-              ",", ";", "\n", "\r\n", "\r", "\n\n", ""]  # fmt: skip
+RAW_PIECES = [
+    "Факультет",
+    "согласен",
+    "4",
+    "3,5",
+    " ",
+    '"',
+    '""',
+    '"a,b"',
+    '"x\ny"',
+    'x"y',
+    ",",
+    ";",
+    "\n",
+    "\r\n",
+    "\r",
+    "\n\n",
+    "",
+]
 
 
 @st.composite
@@ -331,8 +348,13 @@ def test_arrow_reader_and_pandas_parser_give_the_same_rows_or_error(workdir, cas
     finally:
         path.unlink()
     event(with_arrow[0])
-    event("Arrow only" if not handed_over else
-          "pandas only" if handed_over == [0] else "Arrow, then pandas")  # fmt: skip
+    event(
+        "Arrow only"
+        if not handed_over
+        else "pandas only"
+        if handed_over == [0]
+        else "Arrow, then pandas"
+    )
     assert with_arrow == pandas_only
 
 

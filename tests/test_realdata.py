@@ -28,20 +28,34 @@ TOL = 1e-9
 AGREE4 = ["Strongly disagree", "Disagree", "Agree", "Strongly agree"]
 PISA_ORDERS = {
     "ST24": AGREE4,
-    "ST25": ["Never or almost never", "A few times a year", "About once a month",
-             "Several times a month", "Several times a week"],
-    "ST26": ["Never or almost never", "Several times a month", "Several times a week",
-             "Several times a day"],
+    "ST25": [
+        "Never or almost never",
+        "A few times a year",
+        "About once a month",
+        "Several times a month",
+        "Several times a week",
+    ],
+    "ST26": [
+        "Never or almost never",
+        "Several times a month",
+        "Several times a week",
+        "Several times a day",
+    ],
     "ST27": ["Almost Never", "Sometimes", "Often", "Almost always"],
     "ST34": ["Strongly disagree", "Disagree", "Agree", "Strong agree"],
     "ST36": ["Never or hardly ever", "Some lessons", "Most lessons", "All lessons"],
     "ST37": ["Never or hardly ever", "Some lessons", "Most lessons", "All lessons"],
     "ST38": ["Never or hardly ever", "Some lessons", "Most lessons", "All lessons"],
-    "ST39": ["Never", "A few times a year", "About once a month", "Several times a month",
-             "Several times a week"],
+    "ST39": [
+        "Never",
+        "A few times a year",
+        "About once a month",
+        "Several times a month",
+        "Several times a week",
+    ],
     "ST41": ["(1) Not useful at all", "(2)", "(3)", "(4)", "(5)", "(6) Very Useful"],
     "ST42": ["(1) Not useful at all", "(2)", "(3)", "(4)", "(5)", "(6) Very Useful"],
-}  # fmt: skip
+}
 SASR_ORDER = ["Strongly Disagree", "Disagree", "Neither", "Agree", "Strongly Agree"]
 
 
@@ -60,8 +74,9 @@ def _invoke(*args, env=None):
 
 
 def _json(*args, env=None):
-    return pd.DataFrame(json.loads(_invoke(*args, "--format", "json", env=env).stdout
-                                   .strip().splitlines()[-1]))  # fmt: skip
+    return pd.DataFrame(
+        json.loads(_invoke(*args, "--format", "json", env=env).stdout.strip().splitlines()[-1])
+    )
 
 
 def _codes(raw: pd.Series, order: list[str]) -> pd.Series:
@@ -85,12 +100,27 @@ def test_pisa_2009_loads_whole_and_equals_a_direct_computation(tmp_path, monkeyp
     """66,690 students, 4-, 5- and 6-point scales, a "don't know" option, a label typo,
     one label in two spellings, no ids, 675 rows sharing their answer pattern."""
     csv = tmp_path / "pisa2009.csv"
-    with gzip.open(_source("pisa2009_north_america_items.csv.gz"), "rb") as src, csv.open(
-        "wb") as dst:  # fmt: skip
+    with (
+        gzip.open(_source("pisa2009_north_america_items.csv.gz"), "rb") as src,
+        csv.open("wb") as dst,
+    ):
         shutil.copyfileobj(src, dst)
     env = _workspace(tmp_path, monkeypatch, "PISA 2009 North America")
-    _invoke("instruments", "draft", csv, "--form-id", "pisa_student", "--version", "2009",
-            "--waves", "2009-2010", "--unit", "CNT", "--add-units", env=env)  # fmt: skip
+    _invoke(
+        "instruments",
+        "draft",
+        csv,
+        "--form-id",
+        "pisa_student",
+        "--version",
+        "2009",
+        "--waves",
+        "2009-2010",
+        "--unit",
+        "CNT",
+        "--add-units",
+        env=env,
+    )
     _invoke("instruments", "check", env=env)
     r = _invoke("ingest", "--json", csv, "--wave", "2009-2010", env=env)
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -115,14 +145,17 @@ def test_pisa_2009_loads_whole_and_equals_a_direct_computation(tmp_path, monkeyp
         assert abs(row.pct_positive_ci_high - 100 * hi) <= 1e-7
     # "Don't know what it is" is a declared non-answer, not a position on the scale
     dk = (raw["ST26Q06"] == "Don’t know what it is").sum()
-    uni = _json("indicators", "--table", "items", "--level", "university", "--item", "st26q06",
-                env=env)  # fmt: skip
+    uni = _json(
+        "indicators", "--table", "items", "--level", "university", "--item", "st26q06", env=env
+    )
     assert int(uni["n"].iloc[0]) == (raw["ST26Q06"] != "").sum() - dk
     # Kruskal-Wallis across the three countries equals scipy's
     kw = _json("indicators", "--table", "kruskal", "--level", "faculty", env=env).set_index("item")
     for col in ("ST24Q01", "ST34Q01", "ST41Q01"):
-        groups = [_codes(raw.loc[raw["CNT"] == c, col], PISA_ORDERS[col[:4]]).dropna()
-                  for c in ("Canada", "Mexico", "United States")]  # fmt: skip
+        groups = [
+            _codes(raw.loc[raw["CNT"] == c, col], PISA_ORDERS[col[:4]]).dropna()
+            for c in ("Canada", "Mexico", "United States")
+        ]
         h, p = stats.kruskal(*groups)
         assert abs(kw.loc[col.lower(), "statistic"] - h) <= TOL * h
         assert abs(kw.loc[col.lower(), "p_value"] - p) <= 1e-12 + TOL * p
@@ -133,8 +166,18 @@ def test_sasr_loads_whole_and_alpha_equals_the_textbook_formula(tmp_path, monkey
     """860 students, 63 five-point items, 18 % of rows identical to another: all kept."""
     src = _source("sasr_academic_self_regulation.csv")
     env = _workspace(tmp_path, monkeypatch, "SASR study")
-    _invoke("instruments", "draft", src, "--form-id", "sasr", "--version", "2011", "--waves",
-            "2010-2011", env=env)  # fmt: skip
+    _invoke(
+        "instruments",
+        "draft",
+        src,
+        "--form-id",
+        "sasr",
+        "--version",
+        "2011",
+        "--waves",
+        "2010-2011",
+        env=env,
+    )
     r = _invoke("ingest", "--json", src, "--wave", "2010-2011", env=env)
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["rows_read"] == res["rows_loaded"] == 860 and res["rows_excluded"] == 0

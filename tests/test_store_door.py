@@ -52,10 +52,12 @@ def test_no_module_but_the_store_writes_sql():
 def test_no_sql_text_carries_a_value_formatted_into_it():
     """Values are bound as parameters: no f-string puts a value between SQL quotes."""
     quoted = re.compile(r"""f["'].*'\{[^}]+\}'""")
-    offenders = [f"{p.relative_to(ROOT)}:{no}"
-                 for p in sorted((ROOT / "pipeline").rglob("*.py"))
-                 for no, line in enumerate(p.read_text("utf-8").splitlines(), start=1)
-                 if quoted.search(line)]  # fmt: skip
+    offenders = [
+        f"{p.relative_to(ROOT)}:{no}"
+        for p in sorted((ROOT / "pipeline").rglob("*.py"))
+        for no, line in enumerate(p.read_text("utf-8").splitlines(), start=1)
+        if quoted.search(line)
+    ]
     assert offenders == []
 
 
@@ -64,14 +66,21 @@ def built(tmp_path_factory):
     """A small store of two questionnaires over three waves, indicators computed and
     published, with an audit log."""
     root = tmp_path_factory.mktemp("door")
-    truth = synthesize(root / "ex", REG, CAT, scale=0.15, seed=8,
-                       instruments=["student_experience", "teaching_evaluation"])  # fmt: skip
+    truth = synthesize(
+        root / "ex",
+        REG,
+        CAT,
+        scale=0.15,
+        seed=8,
+        instruments=["student_experience", "teaching_evaluation"],
+    )
     key = load_key(root / "key")
     db = root / "processed" / "sapat.duckdb"
     with Store(db, raw_dir=root / "raw", audit_key=key) as store:
         for meta in truth["files"]:
-            assert ingest_file(root / "ex" / meta["file"], store, CAT, REG,
-                               key=key).status == "loaded"  # fmt: skip
+            assert (
+                ingest_file(root / "ex" / meta["file"], store, CAT, REG, key=key).status == "loaded"
+            )
         recompute(store, REG, CAT, Statistics())
         store.audit("recompute", "all", "test")
         store.publish(root / "processed" / "snapshots")
@@ -84,8 +93,9 @@ def test_a_snapshot_holds_the_indicator_tables_with_their_checksums(built):
     assert {t for t, _, _ in meta} >= {"ind_items", "ind_changes", "pub_loads", "dim_units"}
     for table, rows, total in meta:
         assert checksum(con, table) == (rows, total), table
-    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'fct_%'"
-                           ).fetchone()[0]  # no answers in a snapshot  # fmt: skip
+    assert not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'fct_%'"
+    ).fetchone()[0]  # no answers in a snapshot
     con.close()
 
 
@@ -106,11 +116,15 @@ def test_the_audit_log_detects_an_edit_a_deletion_and_a_reordering(built, tmp_pa
     assert len(log) >= 5 and verify_audit(log, built["key"]) == []
     assert set(log["action"]) >= {"load", "recompute", "publish"}
     assert not log["object"].str.contains("@").any()  # no respondent data
-    edited = _tampered(built["db"], tmp_path,
-                       "UPDATE sys_audit SET outcome = 'nothing happened' WHERE seq = 2")  # fmt: skip
+    edited = _tampered(
+        built["db"], tmp_path, "UPDATE sys_audit SET outcome = 'nothing happened' WHERE seq = 2"
+    )
     deleted = _tampered(built["db"], tmp_path, "DELETE FROM sys_audit WHERE seq = 3")
-    reordered = _tampered(built["db"], tmp_path, "UPDATE sys_audit SET seq = CASE seq WHEN 2 "
-                          "THEN 3 WHEN 3 THEN 2 ELSE seq END")  # fmt: skip
+    reordered = _tampered(
+        built["db"],
+        tmp_path,
+        "UPDATE sys_audit SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 ELSE seq END",
+    )
     for log in (edited, deleted, reordered):
         assert verify_audit(log, built["key"]) != []
     # rewriting the chain without the key is detected too
@@ -119,8 +133,14 @@ def test_the_audit_log_detects_an_edit_a_deletion_and_a_reordering(built, tmp_pa
 
 def test_a_rebuild_from_the_raw_files_gives_identical_tables(built, tmp_path):
     new = tmp_path / "rebuilt.duckdb"
-    result = rebuild(built["db"], new, CAT, REG, key=built["key"],
-                     recompute=lambda s: recompute(s, REG, CAT, Statistics()))  # fmt: skip
+    result = rebuild(
+        built["db"],
+        new,
+        CAT,
+        REG,
+        key=built["key"],
+        recompute=lambda s: recompute(s, REG, CAT, Statistics()),
+    )
     assert result and all(c.same for c in result), [c for c in result if not c.same]
     assert table_checksums(built["db"]) == table_checksums(new)
 
@@ -131,10 +151,12 @@ VIEWERS = st.one_of(
     st.just(Viewer(ViewerRole.RECTOR)),
     st.sampled_from(list(REG.faculties["code"])).map(lambda u: Viewer(ViewerRole.DEAN, (u,))),
     st.sampled_from(list(REG.programmes["code"])).map(
-        lambda u: Viewer(ViewerRole.PROGRAMME_LEADER, (u,))),
+        lambda u: Viewer(ViewerRole.PROGRAMME_LEADER, (u,))
+    ),
     st.sampled_from(list(REG.teachers["teacher_code"])).map(
-        lambda u: Viewer(ViewerRole.TEACHER, (u,))),
-)  # fmt: skip
+        lambda u: Viewer(ViewerRole.TEACHER, (u,))
+    ),
+)
 
 
 def _allowed(viewer: Viewer) -> set[str] | None:
@@ -145,8 +167,7 @@ def _allowed(viewer: Viewer) -> set[str] | None:
         fac = viewer.units[0]
         units = set(REG.rollup.loc[REG.rollup["faculty"] == fac, "unit"]) | {fac}
         deps = set(REG.rollup.loc[REG.rollup["faculty"] == fac, "department"].dropna())
-        teachers = set(REG.teachers.loc[REG.teachers["department_code"].isin(deps),
-                                        "teacher_code"])  # fmt: skip
+        teachers = set(REG.teachers.loc[REG.teachers["department_code"].isin(deps), "teacher_code"])
         return units | teachers | {uni}
     return {viewer.units[0], uni}
 
@@ -154,10 +175,12 @@ def _allowed(viewer: Viewer) -> set[str] | None:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(viewer=VIEWERS, table=st.sampled_from(sorted(TABLES)), min_n=st.integers(3, 12),
-       data=st.data())  # fmt: skip
-def test_read_never_shows_a_foreign_unit_or_a_small_or_derivable_cell(built, viewer, table,
-                                                                     min_n, data):  # fmt: skip
+@given(
+    viewer=VIEWERS, table=st.sampled_from(sorted(TABLES)), min_n=st.integers(3, 12), data=st.data()
+)
+def test_read_never_shows_a_foreign_unit_or_a_small_or_derivable_cell(
+    built, viewer, table, min_n, data
+):
     con = duckdb.connect(str(current(built["snaps"])), read_only=True)
     try:
         t = TABLES[table]
@@ -165,14 +188,22 @@ def test_read_never_shows_a_foreign_unit_or_a_small_or_derivable_cell(built, vie
         if "wave" in t.names and data.draw(st.booleans()):
             filters["wave"] = data.draw(st.sampled_from(["2023-2024", "2024-2025", "2025-2026"]))
         if "org_level" in t.names and data.draw(st.booleans()):
-            filters["org_level"] = data.draw(st.sampled_from(
-                ["university", "faculty", "department", "programme", "teacher"]))  # fmt: skip
+            filters["org_level"] = data.draw(
+                st.sampled_from(["university", "faculty", "department", "programme", "teacher"])
+            )
         if "instrument" in t.names and data.draw(st.booleans()):
-            filters["instrument"] = data.draw(st.sampled_from(
-                ["student_experience", "teaching_evaluation"]))  # fmt: skip
+            filters["instrument"] = data.draw(
+                st.sampled_from(["student_experience", "teaching_evaluation"])
+            )
         got = read(con, table, viewer=viewer, tree=TREE, min_n=min_n, filters=filters)
-        full = read(con, table, viewer=Viewer(ViewerRole.QUALITY_OFFICE), tree=TREE,
-                    min_n=min_n, filters={k: v for k, v in filters.items() if k in t.slice_by})  # fmt: skip
+        full = read(
+            con,
+            table,
+            viewer=Viewer(ViewerRole.QUALITY_OFFICE),
+            tree=TREE,
+            min_n=min_n,
+            filters={k: v for k, v in filters.items() if k in t.slice_by},
+        )
     finally:
         con.close()
     allowed = _allowed(viewer)
@@ -220,7 +251,8 @@ def test_readers_never_see_half_a_publish(built, tmp_path):
         publish(src, snaps)
         con = open_current(snaps)
         for table, rows, total in con.execute(
-                "SELECT table_name, rows, checksum FROM snapshot_meta").fetchall():  # fmt: skip
+            "SELECT table_name, rows, checksum FROM snapshot_meta"
+        ).fetchall():
             assert checksum(con, table) == (rows, total)
             seen += 1
         con.close()

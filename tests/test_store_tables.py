@@ -26,7 +26,9 @@ def test_the_store_creates_every_declared_table_with_its_types(tmp_path):
     for t in TABLES.values():
         cols = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position", [t.name]).fetchall()  # fmt: skip
+            "ORDER BY ordinal_position",
+            [t.name],
+        ).fetchall()
         assert cols == [(c.name, c.type) for c in t.columns], t.name
         assert set(t.key) <= set(t.names) and set(t.n_columns) <= set(t.names)
         assert set(t.slice_by) <= set(t.names) and set(t.unit_columns) <= set(t.names)

@@ -57,8 +57,14 @@ def test_truth_file_written_and_lists_everything(generated):
     assert len(truth["planted_changes"]) == 2
     assert truth["unit_differences"] and truth["teacher_effects"]
     kinds = {f["kind"] for f in truth["faults"]}
-    assert kinds == {"duplicate_submission", "out_of_range", "speeder", "straight_liner",
-                     "unknown_programme", "email_column"}  # fmt: skip
+    assert kinds == {
+        "duplicate_submission",
+        "out_of_range",
+        "speeder",
+        "straight_liner",
+        "unknown_programme",
+        "email_column",
+    }
 
 
 def test_every_file_parses_back_in_its_stated_encoding(generated):
@@ -122,8 +128,11 @@ def test_planted_change_is_detectable_and_nulls_are_not(generated):
     v0 = CAT.for_wave(ch["instrument"], ch["wave_from"]).version
     v1 = CAT.for_wave(ch["instrument"], ch["wave_to"]).version
     planted = {(c["unit"], c["item"]) for c in truth["planted_changes"]}
-    items = [f.code for f in CAT.get(ch["instrument"], v1).items
-             if CAT.comparable(ch["instrument"], f.code, v0, v1)]  # fmt: skip
+    items = [
+        f.code
+        for f in CAT.get(ch["instrument"], v1).items
+        if CAT.comparable(ch["instrument"], f.code, v0, v1)
+    ]
     pvals, deltas = [], []
     for unit in sorted(set(faculty_of.values())):
         for item in items:
@@ -202,21 +211,33 @@ def test_planted_faults_are_where_the_truth_says(generated):
         elif kind == "unknown_programme":
             assert raw.loc[i, fault["column"]] not in UNIT_NAMES
         elif kind == "duplicate_submission":
-            pd.testing.assert_series_equal(frame.loc[i, items], frame.loc[i - 1, items],
-                                           check_names=False)  # fmt: skip
+            pd.testing.assert_series_equal(
+                frame.loc[i, items], frame.loc[i - 1, items], check_names=False
+            )
         elif kind == "speeder":
-            cols = {"ms_forms": ("Start time", "Completion time"), "kobo": ("start", "end"),
-                    "limesurvey": ("startdate", "datestamp")}[meta["dialect"]]  # fmt: skip
+            cols = {
+                "ms_forms": ("Start time", "Completion time"),
+                "kobo": ("start", "end"),
+                "limesurvey": ("startdate", "datestamp"),
+            }[meta["dialect"]]
             t = pd.to_datetime(raw.loc[i, list(cols)], format="mixed", utc=True)
             assert (t.iloc[1] - t.iloc[0]).total_seconds() < 40
         checked.add(kind)
-    assert checked == {"straight_liner", "out_of_range", "unknown_programme",
-                       "duplicate_submission", "speeder"}  # fmt: skip
+    assert checked == {
+        "straight_liner",
+        "out_of_range",
+        "unknown_programme",
+        "duplicate_submission",
+        "speeder",
+    }
 
 
 def _digests(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_deterministic_for_a_seed(tmp_path):
@@ -230,8 +251,9 @@ def test_deterministic_for_a_seed(tmp_path):
 
 
 def test_forced_format_and_single_instrument(tmp_path):
-    truth = synthesize(tmp_path, REG, CAT, waves=["2024-2025"], scale=0.2,
-                       instruments=["staff"], dialect="kobo")  # fmt: skip
+    truth = synthesize(
+        tmp_path, REG, CAT, waves=["2024-2025"], scale=0.2, instruments=["staff"], dialect="kobo"
+    )
     assert {m["dialect"] for m in truth["files"]} == {"kobo"}
     assert {m["instrument"] for m in truth["files"]} == {"staff"}
     meta = truth["files"][0]

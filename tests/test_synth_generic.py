@@ -32,15 +32,18 @@ SAT = {1: "Very dissatisfied", 4: "Neither", 7: "Very satisfied"}  # the others:
 
 #: questionnaire -> item groups (dimension, list, [(item code, reverse)])
 GROUPS = {
-    "agree4": [("teaching", "agree4", [("t1", False), ("t2", False), ("t3", True),
-                                       ("t4", False)]),
-               ("support", "agree4", [("s1", False), ("s2", False)])],
+    "agree4": [
+        ("teaching", "agree4", [("t1", False), ("t2", False), ("t3", True), ("t4", False)]),
+        ("support", "agree4", [("s1", False), ("s2", False)]),
+    ],
     "sat7": [("facilities", "sat7", [(f"f{i}", i == 3) for i in range(1, 9)])],
     "nps11": [("overall", "nps11", [(f"r{i}", i == 2) for i in range(1, 6)])],
-    "mixed": [("binary", "yes2", [("b1", False), ("b2", False), ("b3", True)]),
-              ("teaching", "agree4", [("t1", False), ("t2", True), ("t3", False)]),
-              ("overall", "nps11", [("r1", False), ("r2", False)])],
-}  # fmt: skip
+    "mixed": [
+        ("binary", "yes2", [("b1", False), ("b2", False), ("b3", True)]),
+        ("teaching", "agree4", [("t1", False), ("t2", True), ("t3", False)]),
+        ("overall", "nps11", [("r1", False), ("r2", False)]),
+    ],
+}
 
 
 def _choices() -> list[dict]:
@@ -63,37 +66,79 @@ def _choices() -> list[dict]:
 SCALES = [
     {"list_name": "agree4", "kind": "ordinal", "not_applicable": "na"},
     {"list_name": "sat7", "kind": "ordinal", "positive_from": 5, "dont_know": "dk"},
-    {"list_name": "nps11", "kind": "ordinal", "positive_from": 9, "negative_to": 6,
-     "dont_know": "dk", "not_applicable": "na"},
+    {
+        "list_name": "nps11",
+        "kind": "ordinal",
+        "positive_from": 9,
+        "negative_to": 6,
+        "dont_know": "dk",
+        "not_applicable": "na",
+    },
     {"list_name": "yes2", "kind": "ordinal", "positive_from": 1, "negative_to": 0},
     {"list_name": "year", "kind": "ordinal"},
     {"list_name": "yesno", "kind": "nominal"},
-]  # fmt: skip
+]
 
 
 def _write(path, name: str):
     survey = [
-        {"type": "select_one_from_file units.csv", "name": "fac", "label": "Faculty",
-         "sapat_role": "context", "context": "unit", "required": "yes"},
-        {"type": "select_one_from_file programmes.csv", "name": "prog", "label": "Programme",
-         "sapat_role": "context", "context": "programme"},
-        {"type": "select_one year", "name": "year", "label": "Year of study",
-         "sapat_role": "context", "required": "yes"},
-    ]  # fmt: skip
+        {
+            "type": "select_one_from_file units.csv",
+            "name": "fac",
+            "label": "Faculty",
+            "sapat_role": "context",
+            "context": "unit",
+            "required": "yes",
+        },
+        {
+            "type": "select_one_from_file programmes.csv",
+            "name": "prog",
+            "label": "Programme",
+            "sapat_role": "context",
+            "context": "programme",
+        },
+        {
+            "type": "select_one year",
+            "name": "year",
+            "label": "Year of study",
+            "sapat_role": "context",
+            "required": "yes",
+        },
+    ]
     for dim, list_name, items in GROUPS[name]:
-        survey += [{"type": f"select_one {list_name}", "name": code, "label": f"Item {code}",
-                    "sapat_role": "item", "dimension": dim, "reverse": "yes" if rev else ""}
-                   for code, rev in items]  # fmt: skip
+        survey += [
+            {
+                "type": f"select_one {list_name}",
+                "name": code,
+                "label": f"Item {code}",
+                "sapat_role": "item",
+                "dimension": dim,
+                "reverse": "yes" if rev else "",
+            }
+            for code, rev in items
+        ]
     survey += [
         {"type": "select_one yesno", "name": "again", "label": "Again?", "sapat_role": "outcome"},
-        {"type": "integer", "name": "hours", "label": "Hours a week", "sapat_role": "outcome",
-         "constraint": ". >= 0 and . <= 40"},
+        {
+            "type": "integer",
+            "name": "hours",
+            "label": "Hours a week",
+            "sapat_role": "outcome",
+            "constraint": ". >= 0 and . <= 40",
+        },
         {"type": "text", "name": "remarks", "label": "Remarks", "sapat_role": "comment"},
-    ]  # fmt: skip
+    ]
     dims = [{"code": d, "label": d.title()} for d in dict.fromkeys(g[0] for g in GROUPS[name])]
-    return write_workbook(path / f"{name}.xlsx", form_id=name, version="1", survey=survey,
-                          choices=_choices(), scales=SCALES, dimensions=dims,
-                          label_columns=(EN, RU))  # fmt: skip
+    return write_workbook(
+        path / f"{name}.xlsx",
+        form_id=name,
+        version="1",
+        survey=survey,
+        choices=_choices(),
+        scales=SCALES,
+        dimensions=dims,
+        label_columns=(EN, RU),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +159,7 @@ def _score(inst, truth: pd.DataFrame, codes: list[str]) -> pd.Series:
 def _straight(inst, truth: pd.DataFrame) -> np.ndarray:
     """Rows Sapat itself flags as straight-lining (one answer to >= 5 items)."""
     flags = row_flags(truth.assign(**{SOURCE_ROW: np.arange(len(truth))}), inst)
-    return np.isin(np.arange(len(truth)), flags.loc[flags["flag"] == "straight_liner",
-                                                    SOURCE_ROW])  # fmt: skip
+    return np.isin(np.arange(len(truth)), flags.loc[flags["flag"] == "straight_liner", SOURCE_ROW])
 
 
 @pytest.mark.parametrize("name", list(GROUPS))
@@ -153,8 +197,7 @@ def test_answers_stay_on_each_items_own_scale_and_round_trip(inst, name):
 
 
 def test_labels_in_another_language_fall_back_to_the_name(inst):
-    export, truth = synthesize_instrument(inst["agree4"], UNITS, n=400, seed=3,
-                                          label_language="ru")  # fmt: skip
+    export, truth = synthesize_instrument(inst["agree4"], UNITS, n=400, seed=3, label_language="ru")
     # choices without a Russian label are written by name ("4", "na")
     want = {1: AGREE_RU[1], 2: AGREE_RU[2], 3: AGREE_RU[3], 4: "4", -2: "na"}
     for code in ("t1", "s2"):
@@ -183,8 +226,9 @@ def test_straight_liners_at_the_share_asked(inst):
     m = inst["mixed"]
     _, mixed = synthesize_instrument(m, UNITS, n=n, seed=11, straight_share=0.51)
     codes = [f.code for f in m.items]
-    rel = pd.DataFrame({c: (mixed[c] - m.item_scale(c).low + 0.5) / m.item_scale(c).points
-                        for c in codes})  # fmt: skip
+    rel = pd.DataFrame(
+        {c: (mixed[c] - m.item_scale(c).low + 0.5) / m.item_scale(c).points for c in codes}
+    )
     lined = (rel.max(axis=1) - rel.min(axis=1) < 0.5) & (mixed[codes] >= 0).all(axis=1)
     assert abs(lined.mean() - 0.51) < 0.06  # observed: 0.527 (0.011 without any planted)
 
@@ -254,8 +298,9 @@ def test_reverse_items_run_against_the_latent_direction(inst, name):
         rest = valid[others].mean(axis=1)
         ok = valid[f.code].notna() & rest.notna()
         raw = stats.spearmanr(valid.loc[ok, f.code], rest[ok]).statistic
-        flipped = stats.spearmanr(q.item_scale(f.code).reverse(valid.loc[ok, f.code]),
-                                  rest[ok]).statistic  # fmt: skip
+        flipped = stats.spearmanr(
+            q.item_scale(f.code).reverse(valid.loc[ok, f.code]), rest[ok]
+        ).statistic
         assert raw < -0.2 and flipped == pytest.approx(-raw), (f.code, raw)
         # the unit planted higher on the latent trait answers reverse items lower
         fc = valid.loc[truth["unit"] == "FC", f.code].mean()
@@ -280,8 +325,21 @@ def test_an_export_loads_through_sapat_ingest_with_its_faults_flagged(inst, tmp_
     ws = init_workspace(tmp_path / "ws", None, name="Test University")
     units = [["U", "", "university", "", "", "", "Test University", "", "no"]]
     units += [[u, "U", "faculty", "", "", "", f"Faculty {u}", "", "no"] for u in UNITS]
-    write_csv(ws / "declarations" / "org_units.csv", ["code", "parent_code", "kind", "level",
-              "name_ky", "name_ru", "name_en", "city", "illustrative"], units)  # fmt: skip
+    write_csv(
+        ws / "declarations" / "org_units.csv",
+        [
+            "code",
+            "parent_code",
+            "kind",
+            "level",
+            "name_ky",
+            "name_ru",
+            "name_en",
+            "city",
+            "illustrative",
+        ],
+        units,
+    )
     _write(ws / "instruments", "sat7")
     version = {"version": "1", "workbook": "sat7.xlsx", "waves": ["2024-2025"]}
     write_versions(ws / "instruments", {"sat7": [version]})
@@ -290,8 +348,9 @@ def test_an_export_loads_through_sapat_ingest_with_its_faults_flagged(inst, tmp_
     for var in ("SAPAT_DB", "SAPAT_MIN_N", "SAPAT_CONFIDENCE", "SAPAT_LANG", "SAPAT_DUPLICATES"):
         monkeypatch.delenv(var, raising=False)
     q, n = inst["sat7"], 1000
-    export, truth = synthesize_instrument(q, UNITS, n=n, seed=3, straight_share=0.51,
-                                          identical_share=0.3)  # fmt: skip
+    export, truth = synthesize_instrument(
+        q, UNITS, n=n, seed=3, straight_share=0.51, identical_share=0.3
+    )
     # the programme list is not known to the generator: its column is empty, which Sapat
     # rejects (a platform fills it); a form without the question has no such column
     path = write_export(export.drop(columns="prog"), tmp_path / "2024-2025" / "sat7.csv")

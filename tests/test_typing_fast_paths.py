@@ -48,9 +48,22 @@ def test_pseudonyms_equal_pseudonym(key):
 
 
 def test_timestamp_patterns_in_arrow_equal_python_re():
-    texts = ["15.10.2024 10:23", "1.3.2026", " 15.10.2024", "\x1c15.10.2024", "\x0b1/2/2024",
-             "\u300015.10.2024", "١٥.١٠.٢٠٢٤", "2024-03-01", "10/15/2024 10:23", "15-10-2024",
-             "\n15.10.2024", "115.10.2024", "15.10.24", ""]  # fmt: skip
+    texts = [
+        "15.10.2024 10:23",
+        "1.3.2026",
+        " 15.10.2024",
+        "\x1c15.10.2024",
+        "\x0b1/2/2024",
+        "\u300015.10.2024",
+        "١٥.١٠.٢٠٢٤",
+        "2024-03-01",
+        "10/15/2024 10:23",
+        "15-10-2024",
+        "\n15.10.2024",
+        "115.10.2024",
+        "15.10.24",
+        "",
+    ]
     for pattern in (_DOTTED, _SLASHED):
         got = _matches(texts, pattern).tolist()
         assert got == [re.match(pattern.pattern, t) is not None for t in texts], pattern
@@ -124,14 +137,17 @@ def test_answer_counts_in_numpy_equal_the_sql_counts(tmp_path, instrument, n):
         want = store.wide_counts(inst, facts, same)
     got = count_answers(inst, facts, same)
     assert got.column_names == want.column_names
-    order = [(c, "ascending")
-             for c in ("programme", "unit", "study_level", "teacher", "discipline")]  # fmt: skip
+    order = [
+        (c, "ascending") for c in ("programme", "unit", "study_level", "teacher", "discipline")
+    ]
     got = got.sort_by(order).to_pylist()
     # DuckDB's count_if gives NULL, not 0, over a group whose answers are all missing;
     # the counts are summed later, where the two mean the same
     counted = [c for c in want.column_names if "|" in c or c == "_other"]
-    want = [{k: (v or 0) if k in counted else v for k, v in r.items()}
-            for r in want.sort_by(order).to_pylist()]  # fmt: skip
+    want = [
+        {k: (v or 0) if k in counted else v for k, v in r.items()}
+        for r in want.sort_by(order).to_pylist()
+    ]
     assert got == want
     if n:
         assert sum(r["_other"] for r in got) > 0  # the odd answers were counted apart
@@ -142,13 +158,28 @@ def test_straight_lining_on_items_of_different_scales_is_the_same_relative_posit
 
     from pipeline.instruments import read_workbook
 
-    survey = [{"type": f"select_one {s}", "name": f"{s}_{k}", "label": f"{s} {k}",
-               "sapat_role": "item", "dimension": s} for s in ("a4", "b7") for k in range(3)]  # fmt: skip
-    inst = read_workbook(write_workbook(
-        tmp_path / "mixed.xlsx", form_id="mixed", version="1", survey=survey,
-        choices=[*rating_choices("a4", 1, 4), *rating_choices("b7", 1, 7)],
-        scales=[{"list_name": "a4", "kind": "ordinal"}, {"list_name": "b7", "kind": "ordinal"}],
-        dimensions=[{"code": "a4", "label": "A"}, {"code": "b7", "label": "B"}]))  # fmt: skip
+    survey = [
+        {
+            "type": f"select_one {s}",
+            "name": f"{s}_{k}",
+            "label": f"{s} {k}",
+            "sapat_role": "item",
+            "dimension": s,
+        }
+        for s in ("a4", "b7")
+        for k in range(3)
+    ]
+    inst = read_workbook(
+        write_workbook(
+            tmp_path / "mixed.xlsx",
+            form_id="mixed",
+            version="1",
+            survey=survey,
+            choices=[*rating_choices("a4", 1, 4), *rating_choices("b7", 1, 7)],
+            scales=[{"list_name": "a4", "kind": "ordinal"}, {"list_name": "b7", "kind": "ordinal"}],
+            dimensions=[{"code": "a4", "label": "A"}, {"code": "b7", "label": "B"}],
+        )
+    )
     rows = {  # a4 answers, b7 answers -> straight-liner?
         2: ([4, 4, 4], [7, 7, 7], True),  # the top of every scale
         3: ([1, 1, 1], [1, 1, 1], True),  # the bottom

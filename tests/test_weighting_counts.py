@@ -15,8 +15,11 @@ CELLS = ["faculty", "level"]
 
 
 def to_counts(frame: pd.DataFrame, items: list[str], keys: list[str]):
-    long = frame[keys + items].melt(id_vars=keys, value_vars=items, var_name="item",
-                                    value_name="answer").dropna(subset=["answer"])  # fmt: skip
+    long = (
+        frame[keys + items]
+        .melt(id_vars=keys, value_vars=items, var_name="item", value_name="answer")
+        .dropna(subset=["answer"])
+    )
     counts = long.groupby(keys + ["item", "answer"]).size().rename("count").reset_index()
     sizes = frame.groupby(keys).size().rename("respondents").reset_index()
     return counts, sizes
@@ -48,10 +51,15 @@ def test_counts_reproduce_respondent_estimates_on_the_r_sample(sample, populatio
 def test_counts_reproduce_respondent_estimates_with_gaps(designs, confidence):
     rng = np.random.default_rng(7)
     n = 3000
-    frame = pd.DataFrame({"g": rng.choice(["x", "y", "z"], n), "c": rng.choice(list("abcd"), n),
-                          "q": rng.integers(1, 6, n).astype(float),
-                          "r": rng.integers(1, 3, n).astype(float),
-                          "s": np.nan})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "g": rng.choice(["x", "y", "z"], n),
+            "c": rng.choice(list("abcd"), n),
+            "q": rng.integers(1, 6, n).astype(float),
+            "r": rng.integers(1, 3, n).astype(float),
+            "s": np.nan,
+        }
+    )
     frame.loc[rng.random(n) < 0.2, "q"] = np.nan
     frame.loc[frame["g"] == "z", "r"] = np.nan  # an item nobody in a group answered
     heads = frame[["c"]].drop_duplicates().assign(headcount=lambda d: 900 + 50 * np.arange(len(d)))
@@ -75,10 +83,12 @@ def test_count_inputs_are_checked():
     counts, sizes = to_counts(frame, ["q"], ["unit"])
     heads = pd.DataFrame({"unit": ["a", "b"], "headcount": [10, 20]})
     with pytest.raises(ValueError, match="collapse"):
-        weighted_estimates_from_counts(counts, sizes, ["q"], ["unit"], heads,
-                                       designs="poststratified")  # fmt: skip
-    stray = pd.concat([counts, pd.DataFrame({"unit": ["c"], "item": ["q"], "answer": [2.0],
-                                             "count": [1]})])  # fmt: skip
+        weighted_estimates_from_counts(
+            counts, sizes, ["q"], ["unit"], heads, designs="poststratified"
+        )
+    stray = pd.concat(
+        [counts, pd.DataFrame({"unit": ["c"], "item": ["q"], "answer": [2.0], "count": [1]})]
+    )
     with pytest.raises(ValueError, match="without respondents"):
         weighted_estimates_from_counts(stray, sizes, ["q"], ["unit"], designs="equal_prob")
     with pytest.raises(ValueError, match="headcounts"):

@@ -29,23 +29,60 @@ def write_workbook(
         ws = wb.create_sheet(name)
         ws.append(columns)
         for r in rows:
-            ws.append([r.get(c, r.get("label") if c == label_columns[0] else None)
-                       for c in columns])  # fmt: skip
+            ws.append(
+                [r.get(c, r.get("label") if c == label_columns[0] else None) for c in columns]
+            )
 
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
-    sheet(wb, "survey", survey, ["type", "name", *label_columns, "required", "sapat_role",
-                                 "dimension", "reverse", "context", "aliases",
-                                 "sapat_optional", "constraint"])  # fmt: skip
+    sheet(
+        wb,
+        "survey",
+        survey,
+        [
+            "type",
+            "name",
+            *label_columns,
+            "required",
+            "sapat_role",
+            "dimension",
+            "reverse",
+            "context",
+            "aliases",
+            "sapat_optional",
+            "constraint",
+        ],
+    )
     sheet(wb, "choices", choices, ["list_name", "name", *label_columns, "aliases"])
-    sheet(wb, "scales", scales, ["list_name", "kind", "points", "positive_from", "negative_to",
-                                 "not_applicable", "dont_know"])  # fmt: skip
+    sheet(
+        wb,
+        "scales",
+        scales,
+        [
+            "list_name",
+            "kind",
+            "points",
+            "positive_from",
+            "negative_to",
+            "not_applicable",
+            "dont_know",
+        ],
+    )
     sheet(wb, "dimensions", dimensions, ["code", *label_columns, "kind"])
     if measures:
-        sheet(wb, "measures", list(measures), ["code", "field", "statistic", "success", "base",
-                                               *label_columns])  # fmt: skip
-    s = {"form_title": form_id, "form_id": form_id, "version": version,
-         "default_language": "English (en)", **(settings or {})}  # fmt: skip
+        sheet(
+            wb,
+            "measures",
+            list(measures),
+            ["code", "field", "statistic", "success", "base", *label_columns],
+        )
+    s = {
+        "form_title": form_id,
+        "form_id": form_id,
+        "version": version,
+        "default_language": "English (en)",
+        **(settings or {}),
+    }
     ws = wb.create_sheet("settings")
     ws.append(list(s))
     ws.append(list(s.values()))
@@ -54,15 +91,23 @@ def write_workbook(
     return path
 
 
-def rating_choices(list_name: str, low: int, high: int, labels: dict[int, str] | None = None,
-                   missing: dict[str, str] | None = None) -> list[dict]:  # fmt: skip
+def rating_choices(
+    list_name: str,
+    low: int,
+    high: int,
+    labels: dict[int, str] | None = None,
+    missing: dict[str, str] | None = None,
+) -> list[dict]:
     """Choice rows of a rating scale low..high (labels default to the number), then the
     declared non-answers {name: label}."""
     labels = labels or {}
-    rows = [{"list_name": list_name, "name": str(c), "label": labels.get(c, str(c))}
-            for c in range(low, high + 1)]  # fmt: skip
-    rows += [{"list_name": list_name, "name": n, "label": lab}
-             for n, lab in (missing or {}).items()]  # fmt: skip
+    rows = [
+        {"list_name": list_name, "name": str(c), "label": labels.get(c, str(c))}
+        for c in range(low, high + 1)
+    ]
+    rows += [
+        {"list_name": list_name, "name": n, "label": lab} for n, lab in (missing or {}).items()
+    ]
     return rows
 
 

@@ -31,8 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 instruments_app = typer.Typer(help="See and check the questionnaires.", no_args_is_help=True)
-org_app = typer.Typer(help="See and check the university's structure and headcounts.",
-                      no_args_is_help=True)  # fmt: skip
+org_app = typer.Typer(
+    help="See and check the university's structure and headcounts.", no_args_is_help=True
+)
 app.add_typer(instruments_app, name="instruments")
 app.add_typer(org_app, name="org")
 
@@ -98,7 +99,7 @@ def main(
             help="The workspace folder (default: the current "
             "folder or the nearest above it holding sapat.toml; or SAPAT_WORKSPACE).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> None:
     _STATE.clear()
     _STATE["workspace"] = workspace_dir
@@ -130,10 +131,13 @@ def init(
     with friendly_errors():
         root = init_workspace(folder, example, name=name)
     console.print(f"[green]✓[/] Workspace made in {root}")
-    for sub, what in (("sapat.toml", "settings"), ("instruments/", "questionnaires"),
-                      ("declarations/", "units, headcounts, teachers, objectives"),
-                      ("data/raw/", "original files, as loaded"),
-                      ("data/processed/", "the database")):  # fmt: skip
+    for sub, what in (
+        ("sapat.toml", "settings"),
+        ("instruments/", "questionnaires"),
+        ("declarations/", "units, headcounts, teachers, objectives"),
+        ("data/raw/", "original files, as loaded"),
+        ("data/processed/", "the database"),
+    ):
         console.print(f"  {sub:<16} {what}")
     console.print(f"Next: cd {folder} && sapat instruments check && sapat org check")
 
@@ -175,7 +179,7 @@ def synth(
             help="Write every file in this export format instead of the "
             "usual mix: google_forms, ms_forms, kobo, limesurvey, plain_cp1251.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     rows: Annotated[int, typer.Option(help="Your own questionnaires: respondents per wave.")] = 500,
     straight_share: Annotated[
         float,
@@ -183,13 +187,13 @@ def synth(
             help="Your own questionnaires: share giving one answer to every "
             "item (51 %% in a real teaching evaluation)."
         ),
-    ] = 0.2,  # fmt: skip
+    ] = 0.2,
     identical_share: Annotated[
         float,
         typer.Option(
             help="Your own questionnaires: share of rows repeating another row's answers."
         ),
-    ] = 0.1,  # fmt: skip
+    ] = 0.1,
 ) -> None:
     """Make realistic synthetic survey exports, for trying Sapat out, tests and benchmarks.
 
@@ -217,9 +221,16 @@ def synth(
         t0 = time.perf_counter()
         with progress_bar() as update:
             truth = synthesize(
-                out_dir, example_registry(), example_catalog(), waves=waves, seed=seed,
-                scale=scale, instruments=instrument, dialect=export_format, progress=update,
-            )  # fmt: skip
+                out_dir,
+                example_registry(),
+                example_catalog(),
+                waves=waves,
+                seed=seed,
+                scale=scale,
+                instruments=instrument,
+                dialect=export_format,
+                progress=update,
+            )
     if not _STATE.get("quiet"):
         table = Table(title=f"Synthetic exports in {out_dir}")
         for col in ("file", "format", "rows"):
@@ -246,16 +257,25 @@ def _context_lists(inst, reg, unit) -> dict[str, dict[str, list[str]]]:
             out[f.code] = {fac: list(g["code"]) for fac, g in progs.groupby("faculty_code")}
             out[f.code]["*"] = list(progs["code"])
         elif f.context == "teacher":
-            out[f.code] = {"*": list(reg.teachers["teacher_code"]) or
-                           [f"T{i:02d}" for i in range(1, 13)]}  # fmt: skip
+            out[f.code] = {
+                "*": list(reg.teachers["teacher_code"]) or [f"T{i:02d}" for i in range(1, 13)]
+            }
         elif f.context == "discipline":
-            out[f.code] = {"*": list(reg.disciplines["discipline_code"]) or
-                           [f"D{i:02d}" for i in range(1, 21)]}  # fmt: skip
+            out[f.code] = {
+                "*": list(reg.disciplines["discipline_code"]) or [f"D{i:02d}" for i in range(1, 21)]
+            }
     return out
 
 
-def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows: int,
-               straight: float, identical: float) -> None:  # fmt: skip
+def _synth_own(
+    out_dir: Path,
+    ids: list[str],
+    waves: list[str],
+    seed: int,
+    rows: int,
+    straight: float,
+    identical: float,
+) -> None:
     """Synthetic exports of the workspace's own questionnaires (pipeline.synth.generic)."""
     from pipeline.instruments import closest
     from pipeline.synth import FORMAT_PLAN
@@ -269,9 +289,11 @@ def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows:
     for i in ids:
         if i not in known:
             choices = [*FORMAT_PLAN, *(k for k in known if k not in FORMAT_PLAN)]
-            raise UsageError(f"unknown questionnaire {i!r}" + closest(i, choices),
-                             expected=", ".join(choices) + (
-                                 "" if ws else " (or one of your workspace's: run inside it)"))  # fmt: skip
+            raise UsageError(
+                f"unknown questionnaire {i!r}" + closest(i, choices),
+                expected=", ".join(choices)
+                + ("" if ws else " (or one of your workspace's: run inside it)"),
+            )
     if rows < 1:
         raise UsageError("--rows must be at least 1", value=rows)
     for name, share in (("--straight-share", straight), ("--identical-share", identical)):
@@ -289,11 +311,16 @@ def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows:
                 units = list(reg.faculties["code"]) or [reg.university]
             else:
                 units = [reg.university]
-            export, _ = synthesize_instrument(inst, units or [reg.university], n=rows,
-                                              seed=seed + k, straight_share=straight,
-                                              identical_share=identical,
-                                              label_language=ws.settings.language,
-                                              lists=_context_lists(inst, reg, f))  # fmt: skip
+            export, _ = synthesize_instrument(
+                inst,
+                units or [reg.university],
+                n=rows,
+                seed=seed + k,
+                straight_share=straight,
+                identical_share=identical,
+                label_language=ws.settings.language,
+                lists=_context_lists(inst, reg, f),
+            )
             path = write_export(export, Path(out_dir) / wave / f"{i}.csv")
             written += len(export)
             console.print(f"{path}: {len(export):,} rows")
@@ -302,8 +329,11 @@ def _synth_own(out_dir: Path, ids: list[str], waves: list[str], seed: int, rows:
 
 # ---------------------------------------------------------- instruments
 LangOption = Annotated[
-    str | None, typer.Option("--lang", help="Language of names and labels: ky, ru or en "
-                             "(default: the workspace's).")]  # fmt: skip
+    str | None,
+    typer.Option(
+        "--lang", help="Language of names and labels: ky, ru or en (default: the workspace's)."
+    ),
+]
 
 
 def _lang(lang: str | None) -> str:
@@ -327,18 +357,26 @@ def instruments_list(
     for iid, entries in cat.versions.items():
         for e in entries:
             inst = cat.get(iid, e.version)
-            rows.append({
-                "instrument": iid, "version": e.version, "waves": list(e.waves),
-                "items": len(inst.items), "outcomes": len(inst.outcomes),
-                "dimensions": len(inst.dimension_items()), "population": inst.population or "",
-                "workbook": e.workbook.name,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "instrument": iid,
+                    "version": e.version,
+                    "waves": list(e.waves),
+                    "items": len(inst.items),
+                    "outcomes": len(inst.outcomes),
+                    "dimensions": len(inst.dimension_items()),
+                    "population": inst.population or "",
+                    "workbook": e.workbook.name,
+                }
+            )
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
-        console.print("No questionnaires yet: add a workbook and list it in "
-                      "instruments/versions.yaml (docs/own-questionnaire.md).")  # fmt: skip
+        console.print(
+            "No questionnaires yet: add a workbook and list it in "
+            "instruments/versions.yaml (docs/own-questionnaire.md)."
+        )
         return
     table = Table(title="Questionnaires")
     for col in rows[0]:
@@ -364,17 +402,18 @@ def instruments_show(
     for f in inst.fields:
         scale = inst.scale_of(f)
         if scale is not None and scale.kind == "ordinal":
-            desc = (f"{f.list_name} {scale.low}..{scale.high}, positive ≥ "
-                    f"{scale.positive_from}")  # fmt: skip
+            desc = f"{f.list_name} {scale.low}..{scale.high}, positive ≥ {scale.positive_from}"
         else:
             desc = f.list_name or f.base_type
         role = f.role.value + (f" ({f.context})" if f.context else "")
-        table.add_row(f.code, role, f.dimension or "", desc, "yes" if f.reverse else "",
-                      f.label(lang))  # fmt: skip
+        table.add_row(
+            f.code, role, f.dimension or "", desc, "yes" if f.reverse else "", f.label(lang)
+        )
     console.print(table)
     for m in inst.measures:
-        console.print(f"measure [bold]{m.code}[/]: {m.statistic.value} of {m.field} "
-                      f"— {m.label(lang)}")  # fmt: skip
+        console.print(
+            f"measure [bold]{m.code}[/]: {m.statistic.value} of {m.field} — {m.label(lang)}"
+        )
 
 
 @instruments_app.command("check")
@@ -390,8 +429,11 @@ def instruments_check() -> None:
         for e in entries:
             try:
                 result = convert(xlsform=str(e.workbook))
-                problems += [f"{e.workbook.name}: {w}" for w in result.warnings
-                             if "sapat_" not in w and "measures" not in w]  # fmt: skip
+                problems += [
+                    f"{e.workbook.name}: {w}"
+                    for w in result.warnings
+                    if "sapat_" not in w and "measures" not in w
+                ]
             except Exception as exc:  # pyxform raises its own error types
                 problems.append(f"{e.workbook.name}: pyxform cannot convert it: {exc}")
     for w in cat.warnings:
@@ -400,8 +442,10 @@ def instruments_check() -> None:
         for p in problems:
             err.print(f"[red]✗[/] {p}")
         raise typer.Exit(1)
-    console.print(f"[green]✓[/] {len(cat.instruments)} questionnaire workbooks are valid XLSForm "
-                  "and their versions are consistent.")  # fmt: skip
+    console.print(
+        f"[green]✓[/] {len(cat.instruments)} questionnaire workbooks are valid XLSForm "
+        "and their versions are consistent."
+    )
 
 
 @instruments_app.command("draft")
@@ -435,14 +479,14 @@ def instruments_draft(
             help="Another column that describes the respondent rather than asking "
             "a rating (repeat for several)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     population: Annotated[
         str | None,
         typer.Option(
             help="The headcount population it samples (headcounts.csv: students, "
             "graduates, employers, staff …)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     add_units: Annotated[
         bool,
         typer.Option(
@@ -450,7 +494,7 @@ def instruments_draft(
             help="Add the --unit column's values to org_units.csv as "
             "faculty-level units, where they are not declared yet.",
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     sheet: Annotated[str | None, typer.Option(help="XLSX sheet to read.")] = None,
     mapping: Annotated[
         Path | None, typer.Option(help="A mapping file declaring a long layout, if any.")
@@ -474,8 +518,11 @@ def instruments_draft(
         ws = workspace()
         path = ws.settings.instruments_dir / f"{form_id}__{version}.xlsx"
         if path.exists():
-            raise UsageError(f"{path.name} exists already", file=str(path),
-                             expected="another --form-id or --version")  # fmt: skip
+            raise UsageError(
+                f"{path.name} exists already",
+                file=str(path),
+                expected="another --form-id or --version",
+            )
         exp = open_export(export, sheet=sheet)
         if mapping:
             from pipeline.ingest.layout import LONG, read_mapping_file, widen
@@ -483,13 +530,23 @@ def instruments_draft(
             m = read_mapping_file(mapping)
             if m.layout == LONG:
                 exp = widen(exp, m)
-        roles = {c: r for c, r in (("unit", unit), ("programme", programme),
-                                   ("teacher", teacher), ("discipline", discipline)) if r}  # fmt: skip
+        roles = {
+            c: r
+            for c, r in (
+                ("unit", unit),
+                ("programme", programme),
+                ("teacher", teacher),
+                ("discipline", discipline),
+            )
+            if r
+        }
         roles = {col: role for role, col in roles.items()}
         for col in (*roles, *(context or [])):
             if col not in exp.columns:
-                raise UsageError(f"the export has no column {col!r}",
-                                 expected=", ".join(map(repr, exp.columns[:15])))  # fmt: skip
+                raise UsageError(
+                    f"the export has no column {col!r}",
+                    expected=", ".join(map(repr, exp.columns[:15])),
+                )
         for col in context or []:
             roles[col] = None
         from pipeline.ingest.mapping import META_COLUMNS, normalise
@@ -499,31 +556,45 @@ def instruments_draft(
         for chunk in exp.iter_chunks():
             for c in exp.columns:
                 values[c].update(chunk[c].dropna().astype(str).tolist())
-        items, scales = draft_items(exp.columns, values, {k: v for k, v in roles.items()},
-                                    meta)  # fmt: skip
+        items, scales = draft_items(exp.columns, values, {k: v for k, v in roles.items()}, meta)
         for it in items:
             if it.column in roles and roles[it.column] is None:
                 it.context = it.code
-        write_draft(path, form_id=form_id, version=version, items=items, scales=scales,
-                    lang=ws.settings.language, population=population)  # fmt: skip
+        write_draft(
+            path,
+            form_id=form_id,
+            version=version,
+            items=items,
+            scales=scales,
+            lang=ws.settings.language,
+            population=population,
+        )
         add_version(ws.settings.instruments_dir, form_id, version, path.name, wave_list)
         added = _add_units(ws, values[unit]) if add_units and unit else []
     console.print(f"[green]✓[/] Drafted {path}")
-    console.print(f"  {sum(i.role == 'item' for i in items)} rated items in "
-                  f"{len({i.dimension for i in items if i.role == 'item'})} dimensions, "
-                  f"{sum(i.role == 'context' for i in items)} context fields, "
-                  f"{sum(i.role == 'comment' for i in items)} comments; "
-                  f"metadata columns left to Sapat: {', '.join(sorted(meta)) or 'none'}")  # fmt: skip
+    console.print(
+        f"  {sum(i.role == 'item' for i in items)} rated items in "
+        f"{len({i.dimension for i in items if i.role == 'item'})} dimensions, "
+        f"{sum(i.role == 'context' for i in items)} context fields, "
+        f"{sum(i.role == 'comment' for i in items)} comments; "
+        f"metadata columns left to Sapat: {', '.join(sorted(meta)) or 'none'}"
+    )
     for s in scales:
         order = " < ".join(f"{n}={lab}" for n, lab, _ in s.choices if n not in s.missing)
-        extra = "".join(f"; {k.replace('_', ' ')}: {lab}" for n, lab, _ in s.choices
-                        for m, k in s.missing.items() if m == n)  # fmt: skip
+        extra = "".join(
+            f"; {k.replace('_', ' ')}: {lab}"
+            for n, lab, _ in s.choices
+            for m, k in s.missing.items()
+            if m == n
+        )
         mark = "[green]✓[/]" if s.checked else "[bold yellow]check the order[/]"
         console.print(f"  {mark} {s.name} ({s.how}): {order}{extra}", highlight=False)
     if added:
         console.print(f"  units added to org_units.csv: {', '.join(added)}")
-    console.print("Next: open the workbook, check the scales' order, name the dimensions, mark "
-                  "reverse-worded items (reverse = yes), then `sapat instruments check`.")  # fmt: skip
+    console.print(
+        "Next: open the workbook, check the scales' order, name the dimensions, mark "
+        "reverse-worded items (reverse = yes), then `sapat instruments check`."
+    )
 
 
 def _add_units(ws, values) -> list[str]:
@@ -552,10 +623,18 @@ def _add_units(ws, values) -> list[str]:
         rows.append([code, root, "faculty", "", "", "", str(value).strip(), "", "no"])
         added.append(code)
     text = path.read_text(encoding="utf-8-sig")
-    header = next(csv.reader([text.splitlines()[0]])) if text.strip() else list(
-        reg.units.columns)  # fmt: skip
-    cols = ["code", "parent_code", "kind", "level", "name_ky", "name_ru", "name_en", "city",
-            "illustrative"]  # fmt: skip
+    header = next(csv.reader([text.splitlines()[0]])) if text.strip() else list(reg.units.columns)
+    cols = [
+        "code",
+        "parent_code",
+        "kind",
+        "level",
+        "name_ky",
+        "name_ru",
+        "name_en",
+        "city",
+        "illustrative",
+    ]
     with path.open("a", newline="", encoding="utf-8") as fh:
         if text and not text.endswith("\n"):
             fh.write("\n")
@@ -577,9 +656,12 @@ def org_check() -> None:
             err.print(f"[red]✗[/] {p}")
         raise typer.Exit(1)
     kinds = reg.units["kind"].value_counts().to_dict()
-    console.print("[green]✓[/] " + ", ".join(f"{v} {k}" for k, v in kinds.items()) +
-                  f"; {len(reg.teachers)} teachers, {len(reg.disciplines)} disciplines, "
-                  f"{len(reg.objectives)} quality objectives.")  # fmt: skip
+    console.print(
+        "[green]✓[/] "
+        + ", ".join(f"{v} {k}" for k, v in kinds.items())
+        + f"; {len(reg.teachers)} teachers, {len(reg.disciplines)} disciplines, "
+        f"{len(reg.objectives)} quality objectives."
+    )
 
 
 @org_app.command("show")
@@ -591,16 +673,22 @@ def org_show(lang: LangOption = None) -> None:
         lang = _lang(lang)
         reg = workspace().registry
     students = reg.headcounts[reg.headcounts["population"] == "students"]
-    latest = (students[students["wave"] == max(reg.waves)].set_index("unit_code")["headcount"]
-              if reg.waves else {})  # fmt: skip
+    latest = (
+        students[students["wave"] == max(reg.waves)].set_index("unit_code")["headcount"]
+        if reg.waves
+        else {}
+    )
     children: dict[str, list] = {}
     for r in reg.units.itertuples():
         children.setdefault(r.parent_code, []).append(r)
 
     def add(node: Tree, parent: str) -> None:
         for r in children.get(parent, []):
-            extra = (f" [dim]{r.level or '?'}, {latest.get(r.code, 0)} students[/]"
-                     if r.kind == "programme" else "")  # fmt: skip
+            extra = (
+                f" [dim]{r.level or '?'}, {latest.get(r.code, 0)} students[/]"
+                if r.kind == "programme"
+                else ""
+            )
             add(node.add(f"{r.code} {reg.name(r.code, lang)}{extra}"), r.code)
 
     tree = Tree("Org structure")
@@ -611,9 +699,12 @@ def org_show(lang: LangOption = None) -> None:
 # ---------------------------------------------------------------- ingest
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="The database file (default: the workspace's "
-                 "data/processed/sapat.duckdb, or SAPAT_DB)."),
-]  # fmt: skip
+    typer.Option(
+        "--db",
+        help="The database file (default: the workspace's "
+        "data/processed/sapat.duckdb, or SAPAT_DB).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -639,14 +730,19 @@ def _print_result(r) -> None:
         head += f"  ({r.instrument} {r.version or ''}, {r.wave}, {r.dialect or '?'})"
     console.print(head, highlight=False)
     if r.status == "loaded":
-        console.print(f"    {r.rows_read:,} rows read: {r.rows_loaded:,} loaded, "
-                      f"{r.rows_quarantined:,} set aside in quarantine, "
-                      f"{r.rows_excluded:,} excluded as repeats, "
-                      f"{r.rows_flagged:,} flagged for a look", highlight=False)  # fmt: skip
+        console.print(
+            f"    {r.rows_read:,} rows read: {r.rows_loaded:,} loaded, "
+            f"{r.rows_quarantined:,} set aside in quarantine, "
+            f"{r.rows_excluded:,} excluded as repeats, "
+            f"{r.rows_flagged:,} flagged for a look",
+            highlight=False,
+        )
         if r.flag_counts:
-            console.print("    flags: " + ", ".join(
-                f"{_FLAG_WORDS.get(k, k)} {v:,}" for k, v in r.flag_counts.items()),
-                highlight=False)  # fmt: skip
+            console.print(
+                "    flags: "
+                + ", ".join(f"{_FLAG_WORDS.get(k, k)} {v:,}" for k, v in r.flag_counts.items()),
+                highlight=False,
+            )
     for note in r.notes:
         console.print(f"    [dim]{note}[/]", highlight=False)
     shown = r.errors if r.status == "rejected" else r.errors[:5]
@@ -656,8 +752,11 @@ def _print_result(r) -> None:
             text = e["message"] + (f" (expected {e['expected']})" if e.get("expected") else "")
             console.print(f"    [red]✗[/] {where + ': ' if where else ''}{text}", highlight=False)
         else:
-            console.print(f"    [yellow]•[/] row {e['row']}, column {e['column']!r}: "
-                          f"{e['reason']} (found {e['value']!r})", highlight=False)  # fmt: skip
+            console.print(
+                f"    [yellow]•[/] row {e['row']}, column {e['column']!r}: "
+                f"{e['reason']} (found {e['value']!r})",
+                highlight=False,
+            )
     if r.status == "loaded" and len(r.errors) > 5:
         console.print(f"    … and more: sapat quarantine --file {r.sha256[:12]}")
 
@@ -666,8 +765,9 @@ def _set_values(pairs: list[str] | None) -> dict[str, str]:
     out = {}
     for pair in pairs or []:
         if "=" not in pair or not pair.split("=", 1)[0].strip() or not pair.split("=", 1)[1]:
-            raise UsageError(f"--set {pair!r} is not FIELD=VALUE",
-                             expected="e.g. --set programme=P-KKH-ENG-B")  # fmt: skip
+            raise UsageError(
+                f"--set {pair!r} is not FIELD=VALUE", expected="e.g. --set programme=P-KKH-ENG-B"
+            )
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -697,7 +797,7 @@ def ingest(
             help="YAML file matching columns to item codes, or declaring a long "
             "layout (one row per answer); see docs/ingesting.md."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     sheet: Annotated[
         str | None, typer.Option(help="XLSX sheet to read (default: the first).")
     ] = None,
@@ -708,14 +808,14 @@ def ingest(
             help="Context the file lacks, the same for every row: "
             "FIELD=VALUE, e.g. --set programme=P-KKH-ENG-B (repeat for several).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     duplicates: Annotated[
         str | None,
         typer.Option(
             help="Repeated submissions: exclude, flag (keep them, marked) or off "
             "(default: the workspace setting)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option(help="Reject a whole file if any row fails, instead of setting rows aside."),
@@ -747,8 +847,9 @@ def ingest(
         if wave:
             _parse_waves(wave)
         if export_format and export_format not in DIALECT_NAMES:
-            raise UsageError(f"unknown --format {export_format!r}",
-                             expected=", ".join(DIALECT_NAMES))  # fmt: skip
+            raise UsageError(
+                f"unknown --format {export_format!r}", expected=", ".join(DIALECT_NAMES)
+            )
         if duplicates is not None and duplicates not in DUPLICATE_POLICIES:
             raise UsageError(
                 f"unknown --duplicates {duplicates!r}", expected="exclude, flag or off"
@@ -760,9 +861,10 @@ def ingest(
         if instrument and instrument not in catalog.versions:
             from pipeline.instruments import closest
 
-            raise UsageError(f"unknown questionnaire {instrument!r}"
-                             + closest(instrument, catalog.versions),
-                             expected=", ".join(catalog.versions) or "(none declared)")  # fmt: skip
+            raise UsageError(
+                f"unknown questionnaire {instrument!r}" + closest(instrument, catalog.versions),
+                expected=", ".join(catalog.versions) or "(none declared)",
+            )
         explicit = read_mapping_file(mapping) if mapping else None
         key = load_key()
         results = []
@@ -772,28 +874,59 @@ def ingest(
         ):
             _audit_settings(store, ws)
             for f in files:
-                r = ingest_file(f, store, catalog, registry, key=key, instrument=instrument,
-                                wave=wave, dialect=export_format, mapping=explicit,
-                                sheet=sheet, strict=strict, replace=replace,
-                                set_values=values, duplicates=duplicates or s.duplicates,
-                                duplicate_window_minutes=s.duplicate_window_minutes,
-                                speeder_fraction=s.speeder_fraction, progress=update)  # fmt: skip
+                r = ingest_file(
+                    f,
+                    store,
+                    catalog,
+                    registry,
+                    key=key,
+                    instrument=instrument,
+                    wave=wave,
+                    dialect=export_format,
+                    mapping=explicit,
+                    sheet=sheet,
+                    strict=strict,
+                    replace=replace,
+                    set_values=values,
+                    duplicates=duplicates or s.duplicates,
+                    duplicate_window_minutes=s.duplicate_window_minutes,
+                    speeder_fraction=s.speeder_fraction,
+                    progress=update,
+                )
                 results.append(r)
                 if not as_json and not _STATE.get("quiet"):
                     _print_result(r)
             if any(r.status == "loaded" for r in results):
                 store.publish(_snapshots(db), s.stats.signature())
     if as_json:
-        keys = ("file", "sha256", "status", "instrument", "version", "wave", "dialect",
-                "encoding", "layout", "rows_read", "rows_loaded", "rows_quarantined",
-                "rows_excluded", "rows_flagged", "flag_counts", "errors", "notes")  # fmt: skip
+        keys = (
+            "file",
+            "sha256",
+            "status",
+            "instrument",
+            "version",
+            "wave",
+            "dialect",
+            "encoding",
+            "layout",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "rows_excluded",
+            "rows_flagged",
+            "flag_counts",
+            "errors",
+            "notes",
+        )
         for r in results:
             print(json.dumps({k: r.as_dict()[k] for k in keys}, ensure_ascii=False))
     else:
         done = sum(r.status != "rejected" for r in results)
         rows = sum(r.rows_loaded for r in results)
-        console.print(f"[bold]{done} of {len(results)} files loaded or already loaded "
-                      f"({rows:,} rows added).[/]")  # fmt: skip
+        console.print(
+            f"[bold]{done} of {len(results)} files loaded or already loaded "
+            f"({rows:,} rows added).[/]"
+        )
     if any(r.status == "rejected" for r in results):
         raise typer.Exit(1)
 
@@ -820,21 +953,21 @@ def _show(frame, title: str, as_json: bool) -> None:
 def quarantine(
     wave: Annotated[str | None, typer.Option(help="Only this wave.")] = None,
     file: Annotated[
-        str | None, typer.Option("--file", help="Only this file (its sha256, or the start of it).")
+        str | None,
+        typer.Option("--file", help="Only this file: its name, or its sha256 (or the start)."),
     ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 200,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the rows set aside during loading, with the reason for each."""
+    from pipeline.publish import quarantine as read_quarantine
+
     with friendly_errors():
+        if limit < 1:
+            raise UsageError("--limit must be at least 1", value=limit)
         con = _read_only(db)
-        sql = """SELECT l.file_name AS file, q.source_row AS row, q.column_name AS column,
-                        q.check_name AS check, q.value, q.reason, l.wave, q.sha256
-                 FROM qa_quarantine q JOIN sys_loads l USING (load_id)
-                 WHERE (? IS NULL OR l.wave = ?) AND (? IS NULL OR q.sha256 LIKE ? || '%')
-                 ORDER BY l.load_id, q.source_row LIMIT ?"""
-        frame = con.execute(sql, [wave, wave, file, file, limit]).fetchdf()
+        frame = read_quarantine(con, wave=wave, file=file, limit=limit)
     _show(frame if as_json else frame.drop(columns=["sha256"]), "Rows in quarantine", as_json)
 
 
@@ -842,28 +975,24 @@ def quarantine(
 def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List every file loaded: when, what, how many rows loaded, set aside, excluded as
     repeats and flagged (per rule with --json)."""
+    from pipeline.publish import loads as read_loads
+
     with friendly_errors():
-        con = _read_only(db)
-        frame = con.execute(
-            """SELECT load_id, file_name, instrument, version, wave, dialect, encoding, layout,
-                      rows_read, rows_loaded, rows_quarantined, rows_excluded, rows_flagged,
-                      duplicates, status, strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at,
-                      sha256
-               FROM sys_loads ORDER BY load_id"""
-        ).fetchdf()
-        flags = con.execute(
-            "SELECT load_id, flag, count(DISTINCT response_id) AS n FROM qa_flags GROUP BY ALL"
-        ).fetchdf()
-    per = {lid: dict(zip(g["flag"], g["n"].astype(int), strict=True))
-           for lid, g in flags.groupby("load_id")}  # fmt: skip
+        frame = read_loads(_read_only(db))
     if as_json:
-        frame["flag_counts"] = [per.get(i, {}) for i in frame["load_id"]]
         _show(frame, "Loads", True)
         return
-    frame = frame.drop(columns=["sha256", "encoding", "duplicates", "version"])
-    frame = frame.rename(columns={"rows_read": "read", "rows_loaded": "loaded",
-                                  "rows_quarantined": "set aside", "rows_excluded": "repeats",
-                                  "rows_flagged": "flagged", "load_id": "load"})  # fmt: skip
+    frame = frame.drop(columns=["sha256", "encoding", "duplicates", "version", "flag_counts"])
+    frame = frame.rename(
+        columns={
+            "rows_read": "read",
+            "rows_loaded": "loaded",
+            "rows_quarantined": "set aside",
+            "rows_excluded": "repeats",
+            "rows_flagged": "flagged",
+            "load_id": "load",
+        }
+    )
     _show(frame, "Loads", False)
 
 
@@ -906,8 +1035,10 @@ def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
     if fmt is None:
         fmt = "table" if out is None else out.suffix.lower().lstrip(".")
         if fmt not in ("csv", "json", "table"):
-            raise UsageError(f"--out {out.name}: cannot tell the format from the extension",
-                             expected="a .csv or .json file, or --format csv|json")  # fmt: skip
+            raise UsageError(
+                f"--out {out.name}: cannot tell the format from the extension",
+                expected="a .csv or .json file, or --format csv|json",
+            )
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"unknown --format {fmt!r}", expected="table, csv or json")
     if fmt == "table" and out is not None:
@@ -928,8 +1059,11 @@ def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--out: cannot write the file ({exc.strerror})", file=str(out),
-                             expected="a file in a folder that exists and may be written") from exc  # fmt: skip
+            raise UsageError(
+                f"--out: cannot write the file ({exc.strerror})",
+                file=str(out),
+                expected="a file in a folder that exists and may be written",
+            ) from exc
         err.print(f"Wrote {len(frame):,} rows to {out}")
     else:
         print(text)
@@ -937,31 +1071,72 @@ def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
 
 #: What ``sapat indicators`` shows on screen for each table (csv/json: every column).
 SCREEN = {
-    "items": ["wave", "unit", "item", "n", "mean", "pct_positive", "pct_positive_ci_low",
-              "pct_positive_ci_high", "response_rate", "indicative_only"],
-    "dimensions": ["wave", "unit", "dimension", "n", "mean", "pct_positive",
-                   "pct_positive_ci_low", "pct_positive_ci_high"],
+    "items": [
+        "wave",
+        "unit",
+        "item",
+        "n",
+        "mean",
+        "pct_positive",
+        "pct_positive_ci_low",
+        "pct_positive_ci_high",
+        "response_rate",
+        "indicative_only",
+    ],
+    "dimensions": [
+        "wave",
+        "unit",
+        "dimension",
+        "n",
+        "mean",
+        "pct_positive",
+        "pct_positive_ci_low",
+        "pct_positive_ci_high",
+    ],
     "outcomes": ["wave", "unit", "measure", "n", "value", "ci_low", "ci_high"],
-    "response": ["wave", "unit", "respondents", "headcount", "response_rate",
-                 "indicative_only"],
+    "response": ["wave", "unit", "respondents", "headcount", "response_rate", "indicative_only"],
     "reliability": ["wave", "scale", "k", "n", "alpha", "low_alpha"],
     "item_total": ["wave", "scale", "item", "n", "alpha_if_deleted", "item_total_corr"],
     "drivers": ["wave", "outcome", "predictor", "n", "r2", "importance", "rank"],
-    "weighted": ["wave", "item", "design", "estimate", "n", "value", "se", "ci_low",
-                 "ci_high"],
-    "changes": ["wave_from", "wave_to", "unit", "item", "test", "n_from", "n_to", "estimate",
-                "p_adjusted", "effect_size"],
-    "benchmark": ["wave", "unit", "item", "test", "n_unit", "estimate", "p_adjusted",
-                  "effect_size"],
+    "weighted": ["wave", "item", "design", "estimate", "n", "value", "se", "ci_low", "ci_high"],
+    "changes": [
+        "wave_from",
+        "wave_to",
+        "unit",
+        "item",
+        "test",
+        "n_from",
+        "n_to",
+        "estimate",
+        "p_adjusted",
+        "effect_size",
+    ],
+    "benchmark": [
+        "wave",
+        "unit",
+        "item",
+        "test",
+        "n_unit",
+        "estimate",
+        "p_adjusted",
+        "effect_size",
+    ],
     "kruskal": ["wave", "item", "n", "n_groups", "statistic", "df", "p_value", "p_adjusted"],
     "dunn": ["wave", "item", "group_a", "group_b", "z", "p_adjusted"],
     "trends": ["wave", "unit", "item", "term", "n", "estimate", "p_adjusted"],
     "unavailable": ["instrument", "wave", "table_name", "reason"],
-}  # fmt: skip
-_HEADERS = {"pct_positive": "% pos", "pct_positive_ci_low": "CI low",
-            "pct_positive_ci_high": "CI high", "response_rate": "resp. rate",
-            "indicative_only": "indicative", "ci_low": "CI low", "ci_high": "CI high",
-            "p_adjusted": "p (adj.)", "effect_size": "effect"}  # fmt: skip
+}
+_HEADERS = {
+    "pct_positive": "% pos",
+    "pct_positive_ci_low": "CI low",
+    "pct_positive_ci_high": "CI high",
+    "response_rate": "resp. rate",
+    "indicative_only": "indicative",
+    "ci_low": "CI low",
+    "ci_high": "CI high",
+    "p_adjusted": "p (adj.)",
+    "effect_size": "effect",
+}
 
 
 def _check_name(kind: str, value: str | None, known, hint: str = "") -> None:
@@ -969,8 +1144,10 @@ def _check_name(kind: str, value: str | None, known, hint: str = "") -> None:
         return
     from pipeline.instruments import closest
 
-    raise UsageError(f"unknown {kind} {value!r}" + closest(value, known),
-                     expected=hint or (", ".join(sorted(map(str, known))[:20]) or "(none loaded)"))  # fmt: skip
+    raise UsageError(
+        f"unknown {kind} {value!r}" + closest(value, known),
+        expected=hint or (", ".join(sorted(map(str, known))[:20]) or "(none loaded)"),
+    )
 
 
 def _check_statistics(confidence: float | None, ci_method: str | None, adjust: str | None):
@@ -978,8 +1155,9 @@ def _check_statistics(confidence: float | None, ci_method: str | None, adjust: s
     from pipeline.config import ADJUST_METHODS, CI_METHODS
 
     if confidence is not None and not 0.5 <= confidence < 1:
-        raise UsageError("--confidence must be between 0.5 and 1", value=confidence,
-                         expected="e.g. 0.95 or 0.90")  # fmt: skip
+        raise UsageError(
+            "--confidence must be between 0.5 and 1", value=confidence, expected="e.g. 0.95 or 0.90"
+        )
     if ci_method is not None and ci_method not in CI_METHODS:
         raise UsageError(f"unknown --ci-method {ci_method!r}", expected=", ".join(CI_METHODS))
     if adjust is not None and adjust not in ADJUST_METHODS:
@@ -1034,12 +1212,15 @@ def _fresh(db: Path | None, options: dict, full: bool):
     elif snap is not None:
         snap.close()
     if not path.exists():
-        raise UsageError("there is no database yet: load files with `sapat ingest` first",
-                         file=str(path))  # fmt: skip
+        raise UsageError(
+            "there is no database yet: load files with `sapat ingest` first", file=str(path)
+        )
     from pipeline.indicators import recompute
 
-    with Store(path, raw_dir=ws.settings.raw_dir, audit_key=load_key()) as store, \
-            progress_bar() as update:  # fmt: skip
+    with (
+        Store(path, raw_dir=ws.settings.raw_dir, audit_key=load_key()) as store,
+        progress_bar() as update,
+    ):
         _audit_settings(store, ws)
         done = recompute(store, ws.registry, ws.catalog, stats, full=full, progress=update)
         if len(done):
@@ -1058,7 +1239,7 @@ def indicators(
             "item_total, drivers, weighted, changes, benchmark, kruskal, dunn, "
             "trends, unavailable."
         ),
-    ] = "items",  # fmt: skip
+    ] = "items",
     wave: Annotated[str | None, typer.Option(help="Only this wave (YYYY-YYYY).")] = None,
     instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
     level: Annotated[
@@ -1067,7 +1248,7 @@ def indicators(
             help="Org level: university, faculty, department, programme or teacher "
             "(default faculty, where the table has levels)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     item: Annotated[str | None, typer.Option(help="Only this item code.")] = None,
     dimension: Annotated[
         str | None, typer.Option(help="Show dimension scores for this dimension instead of items.")
@@ -1084,7 +1265,7 @@ def indicators(
             help="Confidence level of the intervals (default: the workspace's, 0.95; "
             "QILT uses 0.90)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     ci_method: Annotated[
         str | None,
         typer.Option(
@@ -1099,7 +1280,7 @@ def indicators(
     output_format: Annotated[
         str | None,
         typer.Option("--format", help="table, csv or json (default: from --out, else table)."),
-    ] = None,  # fmt: skip
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write to this file (.csv or .json).")] = None,
     db: DbOption = None,
 ) -> None:
@@ -1130,12 +1311,24 @@ def indicators(
         ws = workspace()
         options = {"confidence": confidence, "ci_method": ci_method, "adjust": adjust}
         con = _fresh(db, options, recompute_all)
-        loaded = con.execute("SELECT DISTINCT instrument, wave FROM pub_loads "
-                             "WHERE status = 'loaded'").fetchdf()  # fmt: skip
+        loaded = con.execute(
+            "SELECT DISTINCT instrument, wave FROM pub_loads WHERE status = 'loaded'"
+        ).fetchdf()
         _check_name("questionnaire", instrument, loaded["instrument"])
         _check_name("wave", wave, loaded["wave"])
-        known_items = {f.code for i in ws.catalog.all() for f in i.items}
-        known_dims = {d for i in ws.catalog.all() for d in i.dimensions}
+        # the names the store knows (its declarations table), without reading workbooks
+        known_items = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT item FROM dim_items WHERE role = 'item'"
+            ).fetchall()
+        }
+        known_dims = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT dimension FROM dim_items WHERE dimension IS NOT NULL"
+            ).fetchall()
+        }
         _check_name("item", item, known_items, "an item code: sapat instruments show ID")
         _check_name(
             "dimension", dimension, known_dims, "a dimension code: sapat instruments show ID"
@@ -1144,8 +1337,14 @@ def indicators(
         filters = {k: v for k, v in filters.items() if v is not None and k in t.names}
         if "org_level" in t.names:
             filters["org_level"] = level or "faculty"
-        frame = read(con, t.name, viewer=OFFICE, tree=Tree.of(ws.registry),
-                     min_n=ws.settings.min_n, filters=filters)  # fmt: skip
+        frame = read(
+            con,
+            t.name,
+            viewer=OFFICE,
+            tree=Tree.of(ws.registry),
+            min_n=ws.settings.min_n,
+            filters=filters,
+        )
         fmt = output_format or (None if out else "table")
         if fmt == "table" and out is None:
             cols = [c for c in SCREEN.get(t.cli_name, t.names) if c in frame]
@@ -1168,13 +1367,13 @@ def changes(
         typer.Option(
             help="Significance level after the correction (default: the workspace's, 0.05)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--show-all", help="List every comparison, not only significant ones.")
     ] = False,
     output_format: Annotated[
         str | None, typer.Option("--format", help="table, csv or json.")
-    ] = None,  # fmt: skip
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -1197,20 +1396,33 @@ def changes(
         ws = workspace()
         a = ws.settings.stats.alpha if alpha is None else alpha
         if not 0 < a < 0.5:
-            raise UsageError("--alpha must be between 0 and 0.5", value=a,
-                             expected="a significance level such as 0.05")  # fmt: skip
+            raise UsageError(
+                "--alpha must be between 0 and 0.5",
+                value=a,
+                expected="a significance level such as 0.05",
+            )
         con = _fresh(db, {}, False)
         filters = {"wave": wave, "org_level": level, "instrument": instrument}
-        frame = read(con, "ind_changes", viewer=OFFICE, tree=Tree.of(ws.registry),
-                     min_n=ws.settings.min_n,
-                     filters={k: v for k, v in filters.items() if v is not None})  # fmt: skip
+        frame = read(
+            con,
+            "ind_changes",
+            viewer=OFFICE,
+            tree=Tree.of(ws.registry),
+            min_n=ws.settings.min_n,
+            filters={k: v for k, v in filters.items() if v is not None},
+        )
         if frame.empty:
-            raise UsageError(f"nothing to compare for wave {wave}: it needs an earlier wave "
-                             "of the same questionnaire")  # fmt: skip
+            raise UsageError(
+                f"nothing to compare for wave {wave}: it needs an earlier wave "
+                "of the same questionnaire"
+            )
         if not show_all:
             frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < a]
-        frame = frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs()).sort_values(
-            ["test", "_size"], ascending=[False, False]).drop(columns="_size")  # fmt: skip
+        frame = (
+            frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs())
+            .sort_values(["test", "_size"], ascending=[False, False])
+            .drop(columns="_size")
+        )
         fmt = output_format or (None if out else "table")
         if fmt == "table" and out is None:
             frame = frame.assign(
@@ -1226,24 +1438,41 @@ def changes(
                 return "" if pd.isna(n) else f"{int(n)}"
 
             frame = frame.assign(
-                n=[f"{count(x)} → {count(y)}" for x, y in zip(
-                    pd.to_numeric(frame["n_from"]), pd.to_numeric(frame["n_to"]), strict=True)],
-                positive=[f"{pct(x)} → {pct(y)}" for x, y in zip(
-                    pd.to_numeric(frame["share_from"]), pd.to_numeric(frame["share_to"]),
-                    strict=True)],
-                p_adjusted=["" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
-                            for p in pd.to_numeric(frame["p_adjusted"])],
-            )  # fmt: skip
-            frame = frame[["unit", "item", "test", "n", "positive", "p_adjusted",
-                           "effect_size"]].rename(columns={
-                "positive": "% positive", "p_adjusted": "p (adj.)",
-                "effect_size": "effect"})  # fmt: skip
+                n=[
+                    f"{count(x)} → {count(y)}"
+                    for x, y in zip(
+                        pd.to_numeric(frame["n_from"]), pd.to_numeric(frame["n_to"]), strict=True
+                    )
+                ],
+                positive=[
+                    f"{pct(x)} → {pct(y)}"
+                    for x, y in zip(
+                        pd.to_numeric(frame["share_from"]),
+                        pd.to_numeric(frame["share_to"]),
+                        strict=True,
+                    )
+                ],
+                p_adjusted=[
+                    "" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+                    for p in pd.to_numeric(frame["p_adjusted"])
+                ],
+            )
+            frame = frame[
+                ["unit", "item", "test", "n", "positive", "p_adjusted", "effect_size"]
+            ].rename(
+                columns={
+                    "positive": "% positive",
+                    "p_adjusted": "p (adj.)",
+                    "effect_size": "effect",
+                }
+            )
         _write_output(frame, fmt, out, f"Changes into {wave} ({level})")
 
 
 # ------------------------------------------------------------- the store
-audit_app = typer.Typer(help="The audit log: who did what to the database, and when.",
-                        no_args_is_help=True)  # fmt: skip
+audit_app = typer.Typer(
+    help="The audit log: who did what to the database, and when.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -1256,10 +1485,15 @@ def audit_list(
     """Show the audit log: UTC time, actor, action, object, outcome (no respondent data)."""
     with friendly_errors():
         con = _read_only(db)
-        frame = con.execute(
-            "SELECT seq, strftime(at_utc, '%Y-%m-%d %H:%M:%S') AS at_utc, actor, action, "
-            "object, outcome FROM sys_audit ORDER BY seq DESC LIMIT ?", [limit]
-        ).fetchdf().iloc[::-1]  # fmt: skip
+        frame = (
+            con.execute(
+                "SELECT seq, strftime(at_utc, '%Y-%m-%d %H:%M:%S') AS at_utc, actor, action, "
+                "object, outcome FROM sys_audit ORDER BY seq DESC LIMIT ?",
+                [limit],
+            )
+            .fetchdf()
+            .iloc[::-1]
+        )
     _show(frame, "Audit log", as_json)
 
 
@@ -1293,7 +1527,7 @@ def rebuild(
             help="Replace the database by the rebuilt one when every table is the "
             "same (the old one is kept beside it as sapat.before-rebuild.duckdb)."
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Load every original file again into a new database, in the order they were first
@@ -1315,21 +1549,32 @@ def rebuild(
         key = load_key()
         stats = ws.settings.stats
         with progress_bar() as update:
-            result = run_rebuild(old, new, ws.catalog, ws.registry, key=key,
-                                 recompute=lambda store: recompute(store, ws.registry,
-                                                                   ws.catalog, stats),
-                                 progress=update)  # fmt: skip
+            result = run_rebuild(
+                old,
+                new,
+                ws.catalog,
+                ws.registry,
+                key=key,
+                recompute=lambda store: recompute(store, ws.registry, ws.catalog, stats),
+                progress=update,
+            )
     table = Table(title="Rebuild: every table compared")
     for col in ("table", "rows before", "rows after", "same"):
         table.add_column(col)
     for c in result:
-        table.add_row(c.table, f"{c.rows_before:,}", f"{c.rows_after:,}",
-                      "[green]yes[/]" if c.same else "[red]NO[/]")  # fmt: skip
+        table.add_row(
+            c.table,
+            f"{c.rows_before:,}",
+            f"{c.rows_after:,}",
+            "[green]yes[/]" if c.same else "[red]NO[/]",
+        )
     console.print(table)
     differ = [c.table for c in result if not c.same]
     if differ:
-        err.print(f"[red]✗[/] {len(differ)} table(s) differ: {', '.join(differ)}; the rebuilt "
-                  f"database is kept as {new} for a look")  # fmt: skip
+        err.print(
+            f"[red]✗[/] {len(differ)} table(s) differ: {', '.join(differ)}; the rebuilt "
+            f"database is kept as {new} for a look"
+        )
         raise typer.Exit(1)
     console.print(f"[green]✓[/] The rebuilt database {new.name} equals {old.name}.")
     if swap:
@@ -1346,7 +1591,7 @@ def publish_command(
             help="Also write every published table as Parquet into this folder "
             "(for a warehouse: Spark, Trino, DuckDB elsewhere)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Publish a snapshot of the indicators for readers now (loads and recomputes publish
@@ -1358,8 +1603,9 @@ def publish_command(
         ws = workspace()
         path = _db(db)
         if not path.exists():
-            raise UsageError("there is no database yet: load files with `sapat ingest` first",
-                             file=str(path))  # fmt: skip
+            raise UsageError(
+                "there is no database yet: load files with `sapat ingest` first", file=str(path)
+            )
         with Store(path, raw_dir=ws.settings.raw_dir, audit_key=load_key()) as store:
             snap = store.publish(_snapshots(db), ws.settings.stats.signature())
         console.print(f"[green]✓[/] Published {snap}")

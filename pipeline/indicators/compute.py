@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from pipeline.config import Statistics
+from pipeline.indicators.levels import COMPARED_LEVELS, ORG_LEVELS  # noqa: E402, F401
 from pipeline.instruments import ContextRole, Instrument, Role, Scale, Statistic
 from pipeline.methods.drivers import key_drivers
 from pipeline.methods.estimators import describe_counts, proportion_ci, reliability_flag
@@ -41,10 +42,6 @@ from pipeline.methods.inference import (
 from pipeline.methods.reliability import dimension_scores, reliability_tables
 from pipeline.methods.weighting import weighted_estimates_from_counts
 
-#: Levels of the org tree results are reported at, top down.
-ORG_LEVELS = ("university", "faculty", "department", "programme", "teacher")
-#: Levels across which units are compared (benchmark, Kruskal-Wallis, Dunn).
-COMPARED_LEVELS = ("faculty", "department", "programme", "teacher")
 #: Dunn's pairwise tests only between at most this many units of a level (30 units: 435
 #: pairs per item); beyond, each unit against the rest (ind_benchmark) is the readable view.
 MAX_PAIRWISE_UNITS = 30
@@ -94,12 +91,20 @@ def response_table(
     known = np.isfinite(head) & (head > 0)
     too_low = known & (head < n)
     out["response_rate"] = np.where(known & ~too_low, n / np.where(known, head, 1), np.nan)
-    flags = reliability_flag(n, out["response_rate"].to_numpy(), min_n=stats.min_n_reliable,
-                             min_rate=stats.min_rate_reliable)  # fmt: skip
+    flags = reliability_flag(
+        n,
+        out["response_rate"].to_numpy(),
+        min_n=stats.min_n_reliable,
+        min_rate=stats.min_rate_reliable,
+    )
     out["indicative_only"] = np.asarray(flags["indicative_only"]) | too_low
     reason = pd.Series(np.asarray(flags["reliability_reason"], dtype=object), index=out.index)
-    reason = reason.where(~too_low, reason.fillna("").str.cat(
-        pd.Series(HEADCOUNT_TOO_LOW, index=out.index), sep=";").str.strip(";"))  # fmt: skip
+    reason = reason.where(
+        ~too_low,
+        reason.fillna("")
+        .str.cat(pd.Series(HEADCOUNT_TOO_LOW, index=out.index), sep=";")
+        .str.strip(";"),
+    )
     out["reliability_reason"] = reason.where(reason.notna() & (reason != ""), None)
     out["instrument"] = inst.id
     return out
@@ -142,9 +147,17 @@ def item_table(
         sub = counts[counts["item"].isin(items)]
         if sub.empty:
             continue
-        out = describe_counts(sub, by=by, points=high - low + 1, positive_from=pos,
-                              negative_to=neg, low=low, confidence=stats.confidence,
-                              method=stats.ci_method, population=population)  # fmt: skip
+        out = describe_counts(
+            sub,
+            by=by,
+            points=high - low + 1,
+            positive_from=pos,
+            negative_to=neg,
+            low=low,
+            confidence=stats.confidence,
+            method=stats.ci_method,
+            population=population,
+        )
         out["scale_low"], out["scale_high"] = low, high
         out["positive_from"], out["negative_to"] = pos, neg
         parts.append(out)
@@ -154,22 +167,44 @@ def item_table(
     out["fpc"] = out["headcount"].notna() if "headcount" in out else False
     if "headcount" in out:
         out = out.drop(columns=["headcount"])
-    rt = resp_table[["wave", "org_level", "unit", "headcount", "respondents", "response_rate",
-                     "indicative_only", "reliability_reason"]]  # fmt: skip
+    rt = resp_table[
+        [
+            "wave",
+            "org_level",
+            "unit",
+            "headcount",
+            "respondents",
+            "response_rate",
+            "indicative_only",
+            "reliability_reason",
+        ]
+    ]
     out = out.merge(rt, on=["wave", "org_level", "unit"], how="left")
-    flags = reliability_flag(out["n"].to_numpy(), out["response_rate"].to_numpy(),
-                             min_n=stats.min_n_reliable, min_rate=stats.min_rate_reliable)  # fmt: skip
+    flags = reliability_flag(
+        out["n"].to_numpy(),
+        out["response_rate"].to_numpy(),
+        min_n=stats.min_n_reliable,
+        min_rate=stats.min_rate_reliable,
+    )
     too_low = out["reliability_reason"].fillna("").str.contains(HEADCOUNT_TOO_LOW)
     out["indicative_only"] = np.asarray(flags["indicative_only"]) | too_low.to_numpy()
     reason = pd.Series(np.asarray(flags["reliability_reason"], dtype=object), index=out.index)
-    reason = reason.where(~too_low, reason.fillna("").str.cat(
-        pd.Series(HEADCOUNT_TOO_LOW, index=out.index), sep=";").str.strip(";"))  # fmt: skip
+    reason = reason.where(
+        ~too_low,
+        reason.fillna("")
+        .str.cat(pd.Series(HEADCOUNT_TOO_LOW, index=out.index), sep=";")
+        .str.strip(";"),
+    )
     out["reliability_reason"] = reason.where(reason.notna() & (reason != ""), None)
     meta = pd.DataFrame(
-        [(w, inst.version, f.code, f.dimension, f.reverse) for w, vs in insts.items()
-         for inst in vs for f in inst.items],
+        [
+            (w, inst.version, f.code, f.dimension, f.reverse)
+            for w, vs in insts.items()
+            for inst in vs
+            for f in inst.items
+        ],
         columns=["wave", "version", "item", "dimension", "reverse"],
-    ).drop_duplicates(["wave", "item"])  # fmt: skip
+    ).drop_duplicates(["wave", "item"])
     out = out.merge(meta, on=["wave", "item"], how="left")
     out["instrument"] = next(iter(insts.values()))[0].id
     return out
@@ -178,9 +213,12 @@ def item_table(
 # ------------------------------------------------------------- respondents
 def _groups(inst: Instrument, wide: pd.DataFrame, university: str) -> list[tuple[str, pd.Series]]:
     """(org level, unit of each respondent) for every level results are reported at."""
-    out = [("university", pd.Series(university, index=wide.index)),
-           ("faculty", wide["faculty"]), ("department", wide["department"]),
-           ("programme", wide["programme"])]  # fmt: skip
+    out = [
+        ("university", pd.Series(university, index=wide.index)),
+        ("faculty", wide["faculty"]),
+        ("department", wide["department"]),
+        ("programme", wide["programme"]),
+    ]
     if inst.has_context(ContextRole.TEACHER) and "teacher" in wide:
         out.append(("teacher", wide["teacher"]))
     return out
@@ -211,9 +249,13 @@ def dimension_score_frame(inst: Instrument, wide: pd.DataFrame) -> pd.DataFrame:
 
 
 def dimension_table(
-    inst: Instrument, wave: str, wide: pd.DataFrame, scores: pd.DataFrame, university: str,
+    inst: Instrument,
+    wave: str,
+    wide: pd.DataFrame,
+    scores: pd.DataFrame,
+    university: str,
     stats: Statistics,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """``ind_dimensions``: dimension scores per unit (n, mean with t interval, % of
     scores at or above the scale's positive threshold with its interval)."""
     if scores.empty:
@@ -234,16 +276,22 @@ def dimension_table(
         n, mean, sd = g.count(), g.mean(), g.std(ddof=1)
         pos = positive[ok].groupby(codes).sum()
         at = np.repeat(n.index.to_numpy(), len(dims))
-        rows.append(pd.DataFrame({
-            "org_level": level, "unit": np.asarray(units, dtype=object)[at],
-            "dimension": np.tile(np.asarray(dims, dtype=object), len(n)),
-            "n": n[dims].to_numpy().ravel(), "mean": mean[dims].to_numpy().ravel(),
-            "sd": sd[dims].to_numpy().ravel(),
-            "x_positive": pos[dims].to_numpy().ravel().astype("int64"),
-            "scale_low": np.tile([s.low for s in scales], len(n)),
-            "scale_high": np.tile([s.high for s in scales], len(n)),
-            "positive_from": np.tile([s.positive_from for s in scales], len(n)),
-        }))  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                {
+                    "org_level": level,
+                    "unit": np.asarray(units, dtype=object)[at],
+                    "dimension": np.tile(np.asarray(dims, dtype=object), len(n)),
+                    "n": n[dims].to_numpy().ravel(),
+                    "mean": mean[dims].to_numpy().ravel(),
+                    "sd": sd[dims].to_numpy().ravel(),
+                    "x_positive": pos[dims].to_numpy().ravel().astype("int64"),
+                    "scale_low": np.tile([s.low for s in scales], len(n)),
+                    "scale_high": np.tile([s.high for s in scales], len(n)),
+                    "positive_from": np.tile([s.positive_from for s in scales], len(n)),
+                }
+            )
+        )
     out = pd.concat(rows, ignore_index=True)
     out = out[out["n"] > 0].reset_index(drop=True)
     n = out["n"].to_numpy(float)
@@ -251,8 +299,9 @@ def dimension_table(
     t = sps.t.ppf(0.5 + stats.confidence / 2, np.maximum(n - 1, 1))
     out["se_mean"] = se
     out["mean_ci_low"], out["mean_ci_high"] = out["mean"] - t * se, out["mean"] + t * se
-    ci = proportion_ci(out["x_positive"].to_numpy(), n, confidence=stats.confidence,
-                       method=stats.ci_method)  # fmt: skip
+    ci = proportion_ci(
+        out["x_positive"].to_numpy(), n, confidence=stats.confidence, method=stats.ci_method
+    )
     out["pct_positive"] = 100 * out["x_positive"] / n
     out["pct_positive_ci_low"] = 100 * ci["ci_low"].to_numpy()
     out["pct_positive_ci_high"] = 100 * ci["ci_high"].to_numpy()
@@ -274,8 +323,9 @@ def reliability_table(inst: Instrument, wave: str, wide: pd.DataFrame):
     cols = list(dict.fromkeys(c for items in dims.values() for c in items))
     low = min(inst.item_scale(c).low for c in cols)
     high = max(inst.item_scale(c).high for c in cols)
-    alpha, items = reliability_tables(wide[cols], dims, reverse=reverse, points=high - low + 1,
-                                      low=low)  # fmt: skip
+    alpha, items = reliability_tables(
+        wide[cols], dims, reverse=reverse, points=high - low + 1, low=low
+    )
     for frame in (alpha, items):
         frame["instrument"], frame["wave"] = inst.id, wave
     return alpha, items
@@ -334,8 +384,12 @@ def outcome_table(
             if m.statistic is Statistic.SHARE:
                 g = frame.groupby("unit")["v"]
                 agg = pd.DataFrame({"n": g.size(), "x": g.sum()}).reset_index()
-                ci = proportion_ci(agg["x"].to_numpy(), agg["n"].to_numpy(float),
-                                   confidence=stats.confidence, method=stats.ci_method)  # fmt: skip
+                ci = proportion_ci(
+                    agg["x"].to_numpy(),
+                    agg["n"].to_numpy(float),
+                    confidence=stats.confidence,
+                    method=stats.ci_method,
+                )
                 agg["value"] = 100 * agg["x"] / agg["n"]
                 agg["ci_low"] = 100 * ci["ci_low"].to_numpy()
                 agg["ci_high"] = 100 * ci["ci_high"].to_numpy()
@@ -351,17 +405,28 @@ def outcome_table(
                         se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
                         t = sps.t.ppf(0.5 + stats.confidence / 2, max(len(x) - 1, 1))
                         lo, hi = value - t * se, value + t * se
-                    recs.append({"unit": unit, "n": len(x), "x": np.nan, "value": value,
-                                 "ci_low": lo, "ci_high": hi})  # fmt: skip
+                    recs.append(
+                        {
+                            "unit": unit,
+                            "n": len(x),
+                            "x": np.nan,
+                            "value": value,
+                            "ci_low": lo,
+                            "ci_high": hi,
+                        }
+                    )
                 agg = pd.DataFrame(recs)
-            rows.append(agg.assign(org_level=level, measure=m.code,
-                                   statistic_kind=m.statistic.value))  # fmt: skip
+            rows.append(
+                agg.assign(org_level=level, measure=m.code, statistic_kind=m.statistic.value)
+            )
     if not rows:
         return pd.DataFrame()
     out = pd.concat(rows, ignore_index=True)
-    out["ci_method"] = np.where(out["statistic_kind"] == "share", stats.ci_method,
-                                np.where(out["statistic_kind"] == "median", "order_statistics",
-                                         "t"))  # fmt: skip
+    out["ci_method"] = np.where(
+        out["statistic_kind"] == "share",
+        stats.ci_method,
+        np.where(out["statistic_kind"] == "median", "order_statistics", "t"),
+    )
     out["confidence"] = stats.confidence
     out["instrument"], out["wave"] = inst.id, wave
     return out
@@ -405,8 +470,10 @@ def weighted_table(
     note = None
     if not bad.empty:
         shown = ", ".join(" × ".join(str(r[c]) for c in cells) for _, r in bad.iterrows())
-        note = (f"post-stratification cell(s) {shown} left out: headcount below its "
-                "respondents (correct headcounts.csv)")  # fmt: skip
+        note = (
+            f"post-stratification cell(s) {shown} left out: headcount below its "
+            "respondents (correct headcounts.csv)"
+        )
     both = both[both["headcount"] >= both["respondents"]]
     if both.empty:
         return pd.DataFrame(), note
@@ -419,9 +486,15 @@ def weighted_table(
     counts = counts.merge(sizes[cells], on=cells)
     counts = counts.groupby([*cells, "item", "answer"], as_index=False)["count"].sum()
     thresholds = {f.code: inst.scale_of(f).positive_from for f in inst.items}
-    out = weighted_estimates_from_counts(counts, sizes, items, cells=cells, headcounts=h,
-                                         positive_from=thresholds,
-                                         confidence=stats.confidence)  # fmt: skip
+    out = weighted_estimates_from_counts(
+        counts,
+        sizes,
+        items,
+        cells=cells,
+        headcounts=h,
+        positive_from=thresholds,
+        confidence=stats.confidence,
+    )
     out["cells"] = " × ".join(cells)
     out["instrument"], out["wave"] = inst.id, wave
     return out, note
@@ -458,11 +531,20 @@ def comparison_tables(
         if sub.empty:
             continue
         for pos, part in _by_threshold(sub, scales):
-            bench.append(unit_vs_rest(part, "unit", by=by, positive_from=pos, adjust=stats.adjust,
-                                      confidence=stats.confidence))  # fmt: skip
+            bench.append(
+                unit_vs_rest(
+                    part,
+                    "unit",
+                    by=by,
+                    positive_from=pos,
+                    adjust=stats.adjust,
+                    confidence=stats.confidence,
+                )
+            )
             bench[-1]["org_level"] = const(len(bench[-1]), level)
-        omnibus = kruskal_from_counts(sub, "unit", by=by, adjust=stats.adjust,
-                                      family=["instrument", "wave"])  # fmt: skip
+        omnibus = kruskal_from_counts(
+            sub, "unit", by=by, adjust=stats.adjust, family=["instrument", "wave"]
+        )
         omnibus["org_level"] = const(len(omnibus), level)
         kw.append(omnibus)
         # Dunn's pairs are the follow-up of a Kruskal-Wallis test that found a difference,
@@ -480,8 +562,10 @@ def comparison_tables(
 
     note = None
     if skipped:
-        note = (f"Dunn's pairs not computed at level(s) {', '.join(skipped)}: more than "
-                f"{MAX_PAIRWISE_UNITS} units (see each unit against the rest: ind_benchmark)")  # fmt: skip
+        note = (
+            f"Dunn's pairs not computed at level(s) {', '.join(skipped)}: more than "
+            f"{MAX_PAIRWISE_UNITS} units (see each unit against the rest: ind_benchmark)"
+        )
     return cat(bench), cat(kw), cat(dunn), note
 
 
@@ -503,21 +587,31 @@ def change_table(
     pair = pair.assign(instrument=const(len(pair), inst_to.id))
     scales = {c: inst_to.item_scale(c) for c in comparable}
     parts = [
-        wave_change(part, by=["instrument", "org_level", "unit", "item"], wave_col="wave",
-                    wave_from=wave_from, wave_to=wave_to, positive_from=pos,
-                    family=["instrument", "org_level", "item"], adjust=stats.adjust,
-                    confidence=stats.confidence)
+        wave_change(
+            part,
+            by=["instrument", "org_level", "unit", "item"],
+            wave_col="wave",
+            wave_from=wave_from,
+            wave_to=wave_to,
+            positive_from=pos,
+            family=["instrument", "org_level", "item"],
+            adjust=stats.adjust,
+            confidence=stats.confidence,
+        )
         for pos, part in _by_threshold(pair, scales)
-    ]  # fmt: skip
+    ]
     out = pd.concat(parts, ignore_index=True)
     out["wave"] = const(len(out), wave_to)
     return out
 
 
 def trend_table(
-    inst: Instrument, comparable: list[str], counts: pd.DataFrame, waves: list[str],
+    inst: Instrument,
+    comparable: list[str],
+    counts: pd.DataFrame,
+    waves: list[str],
     stats: Statistics,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """``ind_trends``: logistic trend of % positive over all ``waves`` (three or more),
     per unit and item comparable across them."""
     sub = counts[counts["item"].isin(comparable) & counts["wave"].isin(waves)]
@@ -526,12 +620,18 @@ def trend_table(
     sub = sub.assign(instrument=const(len(sub), inst.id))
     scales = {c: inst.item_scale(c) for c in comparable}
     parts = [
-        trend_logistic(part, by=["instrument", "org_level", "unit", "item"], wave_col="wave",
-                       waves=waves, positive_from=pos,
-                       family=["instrument", "org_level", "item"], adjust=stats.adjust,
-                       confidence=stats.confidence)
+        trend_logistic(
+            part,
+            by=["instrument", "org_level", "unit", "item"],
+            wave_col="wave",
+            waves=waves,
+            positive_from=pos,
+            family=["instrument", "org_level", "item"],
+            adjust=stats.adjust,
+            confidence=stats.confidence,
+        )
         for pos, part in _by_threshold(sub, scales)
-    ]  # fmt: skip
+    ]
     out = pd.concat(parts, ignore_index=True)
     out["wave"] = const(len(out), waves[-1])
     return out

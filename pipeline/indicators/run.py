@@ -22,8 +22,15 @@ from pipeline.store import Store
 
 NO_IDS = "not available: the file has no respondent id (a long-format export without one)"
 #: Tables that need one row per respondent.
-PER_RESPONDENT = ("ind_dimensions", "ind_reliability", "ind_item_total", "ind_drivers",
-                  "ind_outcomes", "ind_weighted", "ind_response")  # fmt: skip
+PER_RESPONDENT = (
+    "ind_dimensions",
+    "ind_reliability",
+    "ind_item_total",
+    "ind_drivers",
+    "ind_outcomes",
+    "ind_weighted",
+    "ind_response",
+)
 
 
 def headcounts(reg: OrgRegistry, population: str | None) -> pd.DataFrame:
@@ -35,8 +42,11 @@ def headcounts(reg: OrgRegistry, population: str | None) -> pd.DataFrame:
     h = h[h["population"] == population][["wave", "unit_code", "headcount"]]
     h = h.rename(columns={"unit_code": "unit"}).merge(reg.rollup, on="unit", how="left")
     h["headcount"] = h["headcount"].astype(float)
-    out = [h.groupby("wave", as_index=False)["headcount"].sum().assign(
-        org_level="university", unit=reg.university)]  # fmt: skip
+    out = [
+        h.groupby("wave", as_index=False)["headcount"]
+        .sum()
+        .assign(org_level="university", unit=reg.university)
+    ]
     for level in ("faculty", "department", "programme"):
         g = h.dropna(subset=[level]).groupby(["wave", level], as_index=False)["headcount"].sum()
         out.append(g.rename(columns={level: "unit"}).assign(org_level=level))
@@ -71,20 +81,32 @@ def recompute(
     return touched
 
 
-def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statistics,
-                instrument: str, waves: list[str]) -> None:  # fmt: skip
+def _instrument(
+    store: Store,
+    reg: OrgRegistry,
+    catalog: Catalog,
+    stats: Statistics,
+    instrument: str,
+    waves: list[str],
+) -> None:
     loaded = store.loaded_waves(instrument)
     all_waves = sorted(loaded["wave"])
     has_ids = dict(zip(loaded["wave"], loaded["has_ids"], strict=True))
     # the questionnaire version each wave's files were loaded with (last year's form may
     # be used in a wave the registry assigns to a newer one); with several, the one
     # holding most rows describes the wave, and every loaded version's items count
-    versions = {w: [str(v) for v in vs] for w, vs in zip(loaded["wave"], loaded["versions"],
-                                                          strict=True)}  # fmt: skip
-    insts = {w: catalog.get(instrument, versions[w][0]) if w in versions
-             else catalog.for_wave(instrument, w) for w in sorted({*all_waves, *waves})}  # fmt: skip
-    known = {w: [catalog.get(instrument, v) for v in versions.get(w, [insts[w].version])]
-             for w in insts}  # fmt: skip
+    versions = {
+        w: [str(v) for v in vs] for w, vs in zip(loaded["wave"], loaded["versions"], strict=True)
+    }
+    insts = {
+        w: catalog.get(instrument, versions[w][0])
+        if w in versions
+        else catalog.for_wave(instrument, w)
+        for w in sorted({*all_waves, *waves})
+    }
+    known = {
+        w: [catalog.get(instrument, v) for v in versions.get(w, [insts[w].version])] for w in insts
+    }
     any_inst = insts[waves[-1]]
     teacher = any_inst.has_context(ContextRole.TEACHER)
     keys = pd.DataFrame({"instrument": instrument, "wave": waves})
@@ -97,8 +119,9 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
     resp = resp[resp["wave"].map(has_ids).fillna(False).astype(bool)]
     resp_table = ic.response_table(any_inst, resp, heads, stats)
     store.replace_rows("ind_response", resp_table, keys)
-    store.replace_rows("ind_items", ic.item_table({w: known[w] for w in waves}, counts,
-                                                   resp_table, stats), keys)  # fmt: skip
+    store.replace_rows(
+        "ind_items", ic.item_table({w: known[w] for w in waves}, counts, resp_table, stats), keys
+    )
     per_resp: dict[str, list[pd.DataFrame]] = {t: [] for t in PER_RESPONDENT if t != "ind_response"}
     per_resp["ind_item_total"] = []
     unavailable = []
@@ -113,8 +136,7 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
         if wide.empty:
             continue
         scores = ic.dimension_score_frame(inst, wide)
-        per_resp["ind_dimensions"].append(
-            ic.dimension_table(inst, w, wide, scores, uni, stats))  # fmt: skip
+        per_resp["ind_dimensions"].append(ic.dimension_table(inst, w, wide, scores, uni, stats))
         alpha, item_total = ic.reliability_table(inst, w, wide)
         per_resp["ind_reliability"].append(alpha)
         per_resp["ind_item_total"].append(item_total)
@@ -125,8 +147,14 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
             cells = store.cell_answer_counts(instrument, w, [f.code for f in inst.items], rollup)
             wave_heads = _wave_headcounts(reg, inst.population, w)
             weighted, note = ic.weighted_table(
-                inst, w, cells, pairs.rename("respondents").reset_index(), wave_heads,
-                level_of, stats)  # fmt: skip
+                inst,
+                w,
+                cells,
+                pairs.rename("respondents").reset_index(),
+                wave_heads,
+                level_of,
+                stats,
+            )
             per_resp["ind_weighted"].append(weighted)
             if note:
                 unavailable.append((instrument, w, "ind_weighted", note))
@@ -138,8 +166,11 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
         store.replace_rows(table, frame, keys)
     if note:
         unavailable += [(instrument, w, "ind_dunn", note) for w in waves]
-    store.replace_rows("ind_unavailable", pd.DataFrame(
-        unavailable, columns=["instrument", "wave", "table_name", "reason"]), keys)  # fmt: skip
+    store.replace_rows(
+        "ind_unavailable",
+        pd.DataFrame(unavailable, columns=["instrument", "wave", "table_name", "reason"]),
+        keys,
+    )
 
     # changes between consecutive waves, where the item is comparable
     # (stored under the later wave: recomputing a wave also redoes the change into the next)
@@ -149,18 +180,27 @@ def _instrument(store: Store, reg: OrgRegistry, catalog: Catalog, stats: Statist
             continue
         later.add(w_to)
         a, b = insts[w_from], insts[w_to]
-        items = [f.code for f in b.items if catalog.comparable(instrument, f.code, a.version,
-                                                                b.version)]  # fmt: skip
+        items = [
+            f.code for f in b.items if catalog.comparable(instrument, f.code, a.version, b.version)
+        ]
         changes.append(ic.change_table(a, b, items, all_counts, w_from, w_to, stats))
     parts = [c for c in changes if not c.empty]
-    store.replace_rows("ind_changes", pd.concat(parts, ignore_index=True) if parts else None,
-                       pd.DataFrame({"instrument": instrument, "wave": sorted(later)}))  # fmt: skip
+    store.replace_rows(
+        "ind_changes",
+        pd.concat(parts, ignore_index=True) if parts else None,
+        pd.DataFrame({"instrument": instrument, "wave": sorted(later)}),
+    )
     # trends over all waves (>= 3), per unit and item comparable in all of them
     if len(all_waves) >= 3:
         latest = insts[all_waves[-1]]
-        items = [f.code for f in latest.items
-                 if all(catalog.comparable(instrument, f.code, insts[w].version, latest.version)
-                        for w in all_waves)]  # fmt: skip
+        items = [
+            f.code
+            for f in latest.items
+            if all(
+                catalog.comparable(instrument, f.code, insts[w].version, latest.version)
+                for w in all_waves
+            )
+        ]
         trend = ic.trend_table(latest, items, all_counts, all_waves, stats)
         all_keys = pd.DataFrame({"instrument": instrument, "wave": all_waves})
         store.replace_rows("ind_trends", trend, all_keys)

@@ -58,27 +58,42 @@ def read_mapping_file(path: str | Path) -> Mapping:
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise MappingError(f"cannot read the mapping file: {exc}", file=str(path)) from exc
     if not isinstance(data, dict):
-        raise MappingError("the mapping file must map column names to item codes",
-                           file=str(path), expected="lines like  Q1: se_tl01")  # fmt: skip
+        raise MappingError(
+            "the mapping file must map column names to item codes",
+            file=str(path),
+            expected="lines like  Q1: se_tl01",
+        )
     layout = str(data.get("layout", WIDE)).strip().lower()
     if layout not in (WIDE, LONG):
-        raise MappingError(f"layout {layout!r} is not known", file=str(path),
-                           expected="wide or long")  # fmt: skip
+        raise MappingError(
+            f"layout {layout!r} is not known", file=str(path), expected="wide or long"
+        )
     columns = (data.get("columns") or {}) if "columns" in data or layout == LONG else data
     if not isinstance(columns, dict):
-        raise MappingError("'columns' must map column names to item codes", file=str(path),
-                           expected="columns:\n  Q1: se_tl01")  # fmt: skip
-    out = Mapping(columns={str(k): str(v) for k, v in columns.items()}, layout=layout,
-                  source=str(path))  # fmt: skip
+        raise MappingError(
+            "'columns' must map column names to item codes",
+            file=str(path),
+            expected="columns:\n  Q1: se_tl01",
+        )
+    out = Mapping(
+        columns={str(k): str(v) for k, v in columns.items()}, layout=layout, source=str(path)
+    )
     if layout == LONG:
         for key in ("question", "answer"):
             if not data.get(key):
-                raise MappingError(f"a long-format mapping needs '{key}: COLUMN'", file=str(path),
-                                   expected="question: <column naming the item>, "
-                                   "answer: <column holding the answer>")  # fmt: skip
+                raise MappingError(
+                    f"a long-format mapping needs '{key}: COLUMN'",
+                    file=str(path),
+                    expected="question: <column naming the item>, "
+                    "answer: <column holding the answer>",
+                )
         respondent = data.get("respondent")
-        out = replace(out, respondent=str(respondent) if respondent else None,
-                      question=str(data["question"]), answer=str(data["answer"]))  # fmt: skip
+        out = replace(
+            out,
+            respondent=str(respondent) if respondent else None,
+            question=str(data["question"]),
+            answer=str(data["answer"]),
+        )
     return out
 
 
@@ -88,9 +103,16 @@ def mapping_to_json(mapping: Mapping | None) -> str | None:
         return None
     import json
 
-    return json.dumps({"columns": mapping.columns, "layout": mapping.layout,
-                       "respondent": mapping.respondent, "question": mapping.question,
-                       "answer": mapping.answer}, ensure_ascii=False)  # fmt: skip
+    return json.dumps(
+        {
+            "columns": mapping.columns,
+            "layout": mapping.layout,
+            "respondent": mapping.respondent,
+            "question": mapping.question,
+            "answer": mapping.answer,
+        },
+        ensure_ascii=False,
+    )
 
 
 def mapping_from_json(text: str | None) -> Mapping | None:
@@ -99,9 +121,13 @@ def mapping_from_json(text: str | None) -> Mapping | None:
     import json
 
     data = json.loads(text)
-    return Mapping(columns=dict(data.get("columns") or {}), layout=data.get("layout", WIDE),
-                   respondent=data.get("respondent"), question=data.get("question"),
-                   answer=data.get("answer"))  # fmt: skip
+    return Mapping(
+        columns=dict(data.get("columns") or {}),
+        layout=data.get("layout", WIDE),
+        respondent=data.get("respondent"),
+        question=data.get("question"),
+        answer=data.get("answer"),
+    )
 
 
 def layout_of(mapping: Mapping | None) -> str:
@@ -129,14 +155,22 @@ def widen(export: Export, mapping: Mapping) -> Export:
     blank = questions.isna() | (questions.str.strip() == "")
     if blank.any():
         row = int(rows.loc[blank.idxmax(), SOURCE_ROW])
-        raise MappingError("a row names no question", file=file, row=row,
-                           column=mapping.question, expected="the item each answer is for")  # fmt: skip
+        raise MappingError(
+            "a row names no question",
+            file=file,
+            row=row,
+            column=mapping.question,
+            expected="the item each answer is for",
+        )
     order = list(dict.fromkeys(questions.str.strip()))
     others = [c for c in export.columns if c not in special]
     clash = [q for q in order if q in others]
     if clash:
-        raise MappingError(f"questions {clash[:3]} have the same name as a column of the file",
-                           file=file, column=mapping.question)  # fmt: skip
+        raise MappingError(
+            f"questions {clash[:3]} have the same name as a column of the file",
+            file=file,
+            column=mapping.question,
+        )
     rows = rows.assign(_q=questions.str.strip())
     if mapping.respondent is None:
         wide = rows[[SOURCE_ROW, *others]].copy()
@@ -147,9 +181,13 @@ def widen(export: Export, mapping: Mapping) -> Export:
         missing = rid.isna() | (rid.str.strip() == "")
         if missing.any():
             row = int(rows.loc[missing.idxmax(), SOURCE_ROW])
-            raise MappingError("a row has no respondent id", file=file, row=row,
-                               column=mapping.respondent,
-                               expected="the respondent every answer row belongs to")  # fmt: skip
+            raise MappingError(
+                "a row has no respondent id",
+                file=file,
+                row=row,
+                column=mapping.respondent,
+                expected="the respondent every answer row belongs to",
+            )
         rows = rows.assign(_rid=rid.str.strip())
         twice = rows.duplicated(["_rid", "_q"], keep=False)
         if twice.any():
@@ -174,5 +212,11 @@ def widen(export: Export, mapping: Mapping) -> Export:
         for start in range(0, len(wide), n):
             yield wide.iloc[start : start + n][[SOURCE_ROW, *columns]].copy()
 
-    return replace(export, columns=columns, column_labels=None, column_ids=None,
-                   chunk_rows=size, _chunks=chunks)  # fmt: skip
+    return replace(
+        export,
+        columns=columns,
+        column_labels=None,
+        column_ids=None,
+        chunk_rows=size,
+        _chunks=chunks,
+    )

@@ -74,8 +74,14 @@ def infer_instrument(
     best: tuple[int, Instrument] | None = None
     for inst in sorted(catalog.all(), key=lambda i: (i.id, i.version), reverse=True):
         try:
-            cmap = map_columns(export.columns, inst, explicit=explicit,
-                               labels=export.column_labels, file=file, report=False)  # fmt: skip
+            cmap = map_columns(
+                export.columns,
+                inst,
+                explicit=explicit,
+                labels=export.column_labels,
+                file=file,
+                report=False,
+            )
         except MappingError as exc:
             score = getattr(exc, "problems", 0)
             if best is None or score < best[0]:
@@ -85,8 +91,9 @@ def infer_instrument(
     msg = "cannot tell which questionnaire this file is: its columns match none completely"
     if best:  # the full report, with suggestions, for the closest questionnaire only
         try:
-            map_columns(export.columns, best[1], explicit=explicit, labels=export.column_labels,
-                        file=file)  # fmt: skip
+            map_columns(
+                export.columns, best[1], explicit=explicit, labels=export.column_labels, file=file
+            )
         except MappingError as exc:
             msg += f". Closest: {exc.message}"
     raise MappingError(msg, file=file, expected="--instrument ID (and --mapping FILE if needed)")
@@ -170,8 +177,9 @@ def ingest_file(
         try:
             result.sha256 = digest.result()
         except OSError as exc:
-            result.errors.append(InputFileError(f"cannot read the file ({exc.strerror})",
-                                                file=str(path)).as_dict())  # fmt: skip
+            result.errors.append(
+                InputFileError(f"cannot read the file ({exc.strerror})", file=str(path)).as_dict()
+            )
             return result
     if (done := store.load_of(result.sha256)) is not None:
         result.status = "duplicate"
@@ -190,8 +198,13 @@ def ingest_file(
             cmap, errors = None, []
             for cand in candidates:
                 try:
-                    cmap = map_columns(export.columns, cand, explicit=explicit,
-                                       labels=export.column_labels, file=str(path))  # fmt: skip
+                    cmap = map_columns(
+                        export.columns,
+                        cand,
+                        explicit=explicit,
+                        labels=export.column_labels,
+                        file=str(path),
+                    )
                     inst = cand
                     break
                 except MappingError as exc:
@@ -203,8 +216,10 @@ def ingest_file(
             result.notes.append(f"questionnaire inferred: {how}")
         constants = apply_set_values(inst, cmap, set_values or {}, str(path))
         if constants:
-            result.notes.append("set for every row: " + ", ".join(
-                f"{k} = {v}" for k, v in (set_values or {}).items()))  # fmt: skip
+            result.notes.append(
+                "set for every row: "
+                + ", ".join(f"{k} = {v}" for k, v in (set_values or {}).items())
+            )
         check_columns(inst, cmap, str(path))
         if wave is None:
             wave, how = infer_wave(path, export, cmap)
@@ -216,10 +231,31 @@ def ingest_file(
             result.notes.append(
                 "personal columns recognised and not stored: " + ", ".join(map(repr, dropped))
             )
-        policy = RepeatPolicy(duplicates, duplicate_window_minutes, speeder_fraction,
-                              mapping_to_json(mapping), file_name or path.name)  # fmt: skip
-        _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
-              result, progress, constants, policy, set_values or {})  # fmt: skip
+        policy = RepeatPolicy(
+            duplicates,
+            duplicate_window_minutes,
+            speeder_fraction,
+            mapping_to_json(mapping),
+            file_name or path.name,
+        )
+        _load(
+            path,
+            export,
+            inst,
+            cmap,
+            wave,
+            store,
+            catalog,
+            registry,
+            key,
+            strict,
+            replace,
+            result,
+            progress,
+            constants,
+            policy,
+            set_values or {},
+        )
     except AlreadyLoaded as exc:
         result.status = "duplicate"
         result.rows_loaded = result.rows_quarantined = result.rows_flagged = 0
@@ -229,8 +265,7 @@ def ingest_file(
         result.status = "rejected"
         result.rows_loaded = 0
         result.errors.insert(0, exc.as_dict())
-        store.audit("load", f"{path.name} ({(result.sha256 or '')[:12]})",
-                    f"rejected: {exc.code}")  # fmt: skip
+        store.audit("load", f"{path.name} ({(result.sha256 or '')[:12]})", f"rejected: {exc.code}")
     return result
 
 
@@ -264,8 +299,10 @@ def apply_set_values(
         f = next((f for f in inst.context_fields if name in (f.code, f.context)), None)
         if f is None:
             known = ", ".join(sorted({x for f in inst.context_fields for x in (f.code, f.context)}))
-            raise UsageError(f"--set {name}=…: {inst.id} has no context field {name!r}",
-                             expected=f"one of {known}")  # fmt: skip
+            raise UsageError(
+                f"--set {name}=…: {inst.id} has no context field {name!r}",
+                expected=f"one of {known}",
+            )
         if f.code in mapped:
             col = next(c for c, code in cmap.fields.items() if code == f.code)
             raise UsageError(
@@ -309,13 +346,32 @@ def check_columns(inst: Instrument, cmap: ColumnMap, file: str) -> None:
         )
 
 
-def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
-          result, progress, constants, policy, set_values) -> None:  # fmt: skip
+def _load(
+    path,
+    export,
+    inst,
+    cmap,
+    wave,
+    store,
+    catalog,
+    registry,
+    key,
+    strict,
+    replace,
+    result,
+    progress,
+    constants,
+    policy,
+    set_values,
+) -> None:
     ctx = Context.from_registry(registry)
     present = [c for c in cmap.fields.values()]
     schema = build_schema(inst, ctx, present)
-    personal = {c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME, Meta.SUBMISSION_ID,
-                                                          Meta.DROP)}  # fmt: skip
+    personal = {
+        c
+        for c, k in cmap.meta.items()
+        if k in (Meta.EMAIL, Meta.NAME, Meta.SUBMISSION_ID, Meta.DROP)
+    }
     # typed columns are named by field code; the fact table names context roles
     rename = {f.code: f.column for f in inst.fields if f.column != f.code}
     context_seen = {f.column: False for f in inst.context_fields if f.code in present}
@@ -323,10 +379,30 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
     copied = False
     try:
         with store.loading(), store.transaction():
-            copied = _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key,
-                                strict, replace, result, progress, constants, policy,
-                                set_values, ctx, schema, personal, rename, context_seen,
-                                raw_path)  # fmt: skip
+            copied = _load_rows(
+                path,
+                export,
+                inst,
+                cmap,
+                wave,
+                store,
+                catalog,
+                registry,
+                key,
+                strict,
+                replace,
+                result,
+                progress,
+                constants,
+                policy,
+                set_values,
+                ctx,
+                schema,
+                personal,
+                rename,
+                context_seen,
+                raw_path,
+            )
     except BaseException:
         if copied:  # the load did not happen: no original kept for it
             store.drop_raw(raw_path)
@@ -338,9 +414,30 @@ def _load(path, export, inst, cmap, wave, store, catalog, registry, key, strict,
     result.status = "loaded"
 
 
-def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, strict, replace,
-               result, progress, constants, policy, set_values, ctx, schema, personal, rename,
-               context_seen, raw_path) -> bool:  # fmt: skip
+def _load_rows(
+    path,
+    export,
+    inst,
+    cmap,
+    wave,
+    store,
+    catalog,
+    registry,
+    key,
+    strict,
+    replace,
+    result,
+    progress,
+    constants,
+    policy,
+    set_values,
+    ctx,
+    schema,
+    personal,
+    rename,
+    context_seen,
+    raw_path,
+) -> bool:
     """The rows of one load, inside its transaction; True when the original was copied."""
     load_id = result.load_id = store.next_load_id()
     table = store.ensure_fact_table(inst)
@@ -357,8 +454,13 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
     # rows of other loads in this wave, which a newer export may repeat (looked up once:
     # while this file loads, only its own rows are added)
     others = store.wave_has_other_rows(table, wave, load_id)
-    same = {"load_id": load_id, "instrument": inst.id, "version": inst.version,
-            "wave": wave, "excluded": False}  # fmt: skip
+    same = {
+        "load_id": load_id,
+        "instrument": inst.id,
+        "version": inst.version,
+        "wave": wave,
+        "excluded": False,
+    }
     # the first load of a wave counts the answers as its chunks are written
     with _Writer(store, table, same, None if others else inst) as writer:
         for chunk in export.iter_chunks():
@@ -374,12 +476,22 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
                 seen = store.submissions_seen(table, wave, load_id, keys)
                 if seen:
                     again = good[good["submission_key"].isin(seen)]
-                    failures = pd.concat([failures, pd.DataFrame({
-                        "index": again.index, "column_name": None, "check_name": "already_loaded",
-                        "value": None,
-                        "reason": "this submission was already loaded from an earlier file "
-                                  "(use --replace to load the newer export instead)",
-                    })], ignore_index=True)  # fmt: skip
+                    failures = pd.concat(
+                        [
+                            failures,
+                            pd.DataFrame(
+                                {
+                                    "index": again.index,
+                                    "column_name": None,
+                                    "check_name": "already_loaded",
+                                    "value": None,
+                                    "reason": "this submission was already loaded from an earlier file "
+                                    "(use --replace to load the newer export instead)",
+                                }
+                            ),
+                        ],
+                        ignore_index=True,
+                    )
                     good = good[~good.index.isin(again.index)]
             bad_idx = sorted(set(failures["index"]))
             if len(failures):
@@ -416,11 +528,20 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
             comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
             if len(comments):
                 at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
-                writes.append(("fct_comments", arrow_table(comments.assign(
-                    load_id=load_id, response_id=response_ids(load_id, comments[SOURCE_ROW]),
-                    programme=good["programme"].array.take(at),
-                    unit=good["unit"].array.take(at),
-                ).drop(columns=[SOURCE_ROW])), {"instrument": inst.id, "wave": wave}))  # fmt: skip
+                writes.append(
+                    (
+                        "fct_comments",
+                        arrow_table(
+                            comments.assign(
+                                load_id=load_id,
+                                response_id=response_ids(load_id, comments[SOURCE_ROW]),
+                                programme=good["programme"].array.take(at),
+                                unit=good["unit"].array.take(at),
+                            ).drop(columns=[SOURCE_ROW])
+                        ),
+                        {"instrument": inst.id, "wave": wave},
+                    )
+                )
             writer.submit(facts, writes)
             if progress:
                 progress(path.name, read, read)
@@ -457,38 +578,65 @@ def _load_rows(path, export, inst, cmap, wave, store, catalog, registry, key, st
         fails["load_id"], fails["sha256"] = load_id, result.sha256
         store.insert("qa_quarantine", fails)
         result.errors.extend(
-            {"row": int(r.source_row), "column": r.column_name, "check": r.check_name,
-             "value": r.value, "reason": r.reason}
+            {
+                "row": int(r.source_row),
+                "column": r.column_name,
+                "check": r.check_name,
+                "value": r.value,
+                "reason": r.reason,
+            }
             for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
-        )  # fmt: skip
+        )
     result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
     assert read == loaded + quarantined
-    store.write_manifest({
-        "load_id": load_id, "sha256": result.sha256, "file_name": policy.file_name,
-        "instrument": inst.id, "version": inst.version,
-        "wave": wave, "dialect": export.dialect, "encoding": export.encoding,
-        "sheet": export.sheet, "rows_read": read, "rows_loaded": loaded, "raw_path": str(raw_path),
-        "rows_quarantined": quarantined, "status": "loaded", "layout": result.layout,
-        "duplicates": policy.duplicates, "content_key": content,
-        "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
-        "mapping": policy.mapping,
-        "replaces": replaced[0] if replaced else None, "notes": "; ".join(result.notes),
-    })  # fmt: skip
-    store.flag_wave(inst, wave, load_id, window_minutes=policy.window_minutes,
-                    speeder_fraction=policy.speeder_fraction)  # fmt: skip
+    store.write_manifest(
+        {
+            "load_id": load_id,
+            "sha256": result.sha256,
+            "file_name": policy.file_name,
+            "instrument": inst.id,
+            "version": inst.version,
+            "wave": wave,
+            "dialect": export.dialect,
+            "encoding": export.encoding,
+            "sheet": export.sheet,
+            "rows_read": read,
+            "rows_loaded": loaded,
+            "raw_path": str(raw_path),
+            "rows_quarantined": quarantined,
+            "status": "loaded",
+            "layout": result.layout,
+            "duplicates": policy.duplicates,
+            "content_key": content,
+            "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
+            "mapping": policy.mapping,
+            "replaces": replaced[0] if replaced else None,
+            "notes": "; ".join(result.notes),
+        }
+    )
+    store.flag_wave(
+        inst,
+        wave,
+        load_id,
+        window_minutes=policy.window_minutes,
+        speeder_fraction=policy.speeder_fraction,
+    )
     versions = store.wave_versions(table, wave)
-    store.refresh_counts([catalog.get(inst.id, v) for v in versions] or [inst], wave,
-                         writer.counts)  # fmt: skip
-    store.audit("load", f"{path.name} ({result.sha256[:12]})",
-                f"loaded as load {load_id}: {inst.id} {inst.version} {wave}, {read} rows read, "
-                f"{loaded} loaded, {quarantined} set aside")  # fmt: skip
+    store.refresh_counts([catalog.get(inst.id, v) for v in versions] or [inst], wave, writer.counts)
+    store.audit(
+        "load",
+        f"{path.name} ({result.sha256[:12]})",
+        f"loaded as load {load_id}: {inst.id} {inst.version} {wave}, {read} rows read, "
+        f"{loaded} loaded, {quarantined} set aside",
+    )
     return store.keep_raw(path, raw_path)
 
 
 def _row_hashes(good: pd.DataFrame, inst: Instrument) -> np.ndarray:
     """A 64-bit hash of each row's typed answers and context (order-independent use)."""
-    cols = [f.column for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME)
-            if f.column in good]  # fmt: skip
+    cols = [
+        f.column for f in inst.by_role(Role.CONTEXT, Role.ITEM, Role.OUTCOME) if f.column in good
+    ]
     if not cols:
         return np.zeros(0, dtype=np.uint64)
     return pd.util.hash_pandas_object(good[cols], index=False).to_numpy()

@@ -25,8 +25,22 @@ from pipeline.readers.headers import SEPARATOR
 _FOLD = str.maketrans(
     {"ң": "н", "ө": "о", "ү": "у", "ё": "е", "һ": "х", "ӊ": "н", "ҥ": "н", "ұ": "у", "ә": "а"}
 )
-_LATIN_LOOKALIKE = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х",
-                                  "y": "у", "k": "к", "m": "м", "t": "т", "h": "н", "b": "в"})  # fmt: skip
+_LATIN_LOOKALIKE = str.maketrans(
+    {
+        "a": "а",
+        "e": "е",
+        "o": "о",
+        "p": "р",
+        "c": "с",
+        "x": "х",
+        "y": "у",
+        "k": "к",
+        "m": "м",
+        "t": "т",
+        "h": "н",
+        "b": "в",
+    }
+)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _BRACKET = re.compile(r"^(?P<outer>.*?)\s*\[(?P<inner>[^\[\]]+)\]\s*$")
 _CODE_IN_BRACKETS = re.compile(r"\(([^()]+)\)\s*$")
@@ -62,27 +76,99 @@ class Meta(StrEnum):
 
 
 _META_NAMES = {
-    Meta.SUBMITTED_AT: ["Timestamp", "Отметка времени", "Убакыт белгиси", "submitdate",
-                        "_submission_time", "RecordedDate", "Дата", "Date", "Күнү"],
-    Meta.STARTED_AT: ["Start time", "Время начала", "start", "startdate", "StartDate",
-                      "Start Date"],
-    Meta.COMPLETED_AT: ["Completion time", "Время завершения", "end", "datestamp", "EndDate",
-                        "End Date"],
+    Meta.SUBMITTED_AT: [
+        "Timestamp",
+        "Отметка времени",
+        "Убакыт белгиси",
+        "submitdate",
+        "_submission_time",
+        "RecordedDate",
+        "Дата",
+        "Date",
+        "Күнү",
+    ],
+    Meta.STARTED_AT: [
+        "Start time",
+        "Время начала",
+        "start",
+        "startdate",
+        "StartDate",
+        "Start Date",
+    ],
+    Meta.COMPLETED_AT: [
+        "Completion time",
+        "Время завершения",
+        "end",
+        "datestamp",
+        "EndDate",
+        "End Date",
+    ],
     Meta.DURATION: ["Duration (in seconds)"],
-    Meta.SUBMISSION_ID: ["ID", "Идентификатор", "id", "_id", "_uuid", "ResponseId",
-                         "Respondent ID", "meta/instanceID"],
-    Meta.EMAIL: ["Email", "Email Address", "E-mail", "Адрес электронной почты",
-                 "Электрондук почта", "RecipientEmail", "Email Address | Response"],
-    Meta.NAME: ["Name", "Имя", "ФИО", "Аты-жөнү", "First Name", "Last Name",
-                "RecipientFirstName", "RecipientLastName", "_submitted_by"],
-    Meta.DROP: ["Last modified time", "Время последнего изменения", "_index", "_status",
-                "_validation_status", "__version__", "_notes", "_tags", "_geolocation",
-                "lastpage", "startlanguage", "seed", "refurl", "ipaddr", "Progress",
-                "Finished", "Status", "IPAddress", "IP Address", "ExternalReference",
-                "LocationLatitude", "LocationLongitude", "DistributionChannel",
-                "UserLanguage", "Collector ID", "Custom Data 1", "today", "deviceid",
-                "username", "formhub/uuid", "meta/rootUuid", "_xform_id_string"],
-}  # fmt: skip
+    Meta.SUBMISSION_ID: [
+        "ID",
+        "Идентификатор",
+        "id",
+        "_id",
+        "_uuid",
+        "ResponseId",
+        "Respondent ID",
+        "meta/instanceID",
+    ],
+    Meta.EMAIL: [
+        "Email",
+        "Email Address",
+        "E-mail",
+        "Адрес электронной почты",
+        "Электрондук почта",
+        "RecipientEmail",
+        "Email Address | Response",
+    ],
+    Meta.NAME: [
+        "Name",
+        "Имя",
+        "ФИО",
+        "Аты-жөнү",
+        "First Name",
+        "Last Name",
+        "RecipientFirstName",
+        "RecipientLastName",
+        "_submitted_by",
+    ],
+    Meta.DROP: [
+        "Last modified time",
+        "Время последнего изменения",
+        "_index",
+        "_status",
+        "_validation_status",
+        "__version__",
+        "_notes",
+        "_tags",
+        "_geolocation",
+        "lastpage",
+        "startlanguage",
+        "seed",
+        "refurl",
+        "ipaddr",
+        "Progress",
+        "Finished",
+        "Status",
+        "IPAddress",
+        "IP Address",
+        "ExternalReference",
+        "LocationLatitude",
+        "LocationLongitude",
+        "DistributionChannel",
+        "UserLanguage",
+        "Collector ID",
+        "Custom Data 1",
+        "today",
+        "deviceid",
+        "username",
+        "formhub/uuid",
+        "meta/rootUuid",
+        "_xform_id_string",
+    ],
+}
 META_COLUMNS = {normalise(n): kind for kind, names in _META_NAMES.items() for n in names}
 
 
@@ -216,8 +302,7 @@ def map_columns(
     twice = {code: cols for code, cols in twice.items() if len(cols) > 1}
     if unmatched or ambiguous or twice:
         if not report:  # a quick no (used when trying every questionnaire in turn)
-            exc = MappingError(f"the columns do not all match {inst.id} {inst.version}",
-                               file=file)  # fmt: skip
+            exc = MappingError(f"the columns do not all match {inst.id} {inst.version}", file=file)
             exc.problems = len(unmatched) + len(ambiguous) + len(twice)
             raise exc
         raise MappingError(
@@ -243,8 +328,10 @@ def _mapping_report(unmatched, ambiguous, twice, fields, inst) -> str:
         lines.append(f"  - column {col!r} matches several items: {', '.join(codes)}")
     for code, cols in twice.items():
         lines.append(f"  - item {code} is matched by several columns: {', '.join(map(repr, cols))}")
-    lines.append("Write the matches into a YAML file (column: item_code, or column: ignore) and "
-                 "pass it with --mapping FILE.")  # fmt: skip
+    lines.append(
+        "Write the matches into a YAML file (column: item_code, or column: ignore) and "
+        "pass it with --mapping FILE."
+    )
     return "\n".join(lines)
 
 

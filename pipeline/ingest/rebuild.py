@@ -22,8 +22,10 @@ from pipeline.store import Store
 from pipeline.store.snapshots import checksum
 
 #: Columns that record when, not what: left out of the comparison.
-TIMING = {"sys_loads": ("loaded_at", "tool_version", "notes"),
-          "sys_indicator_state": ("computed_at",)}  # fmt: skip
+TIMING = {
+    "sys_loads": ("loaded_at", "tool_version", "notes"),
+    "sys_indicator_state": ("computed_at",),
+}
 #: Tables left out of the comparison: the audit log records this very rebuild.
 UNCOMPARED = ("sys_audit",)
 
@@ -40,8 +42,10 @@ def table_checksums(path: Path) -> dict[str, tuple[int, str]]:
     """(rows, checksum) of every table of a store, timing columns left out."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]  # fmt: skip
+        names = [
+            r[0]
+            for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+        ]
         out = {}
         for name in names:
             if name in UNCOMPARED:
@@ -70,41 +74,61 @@ def _given(row: dict, key: str):
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
-def rebuild(old: Path, new: Path, catalog, registry, *, key: bytes, recompute=None,
-            progress=None) -> list[Comparison]:  # fmt: skip
+def rebuild(
+    old: Path, new: Path, catalog, registry, *, key: bytes, recompute=None, progress=None
+) -> list[Comparison]:
     """Load every original of ``old`` again into a new store ``new``; returns the
     comparison of every table. ``recompute(store)`` recomputes the indicators when given.
     """
     if new.exists():
-        raise SapatError("the rebuilt store's file exists already", file=str(new),
-                         expected="a new path, or remove the old attempt")  # fmt: skip
+        raise SapatError(
+            "the rebuilt store's file exists already",
+            file=str(new),
+            expected="a new path, or remove the old attempt",
+        )
     loads = manifest(old)
     with Store(new, raw_dir=None, audit_key=key) as store:
         store.raw_dir = Path(loads[0]["raw_path"]).parents[2] if loads else store.raw_dir
         for k, row in enumerate(loads, start=1):
             raw = Path(row["raw_path"])
             if not raw.exists():
-                raise SapatError(f"the original of load {row['load_id']} ({row['file_name']}) "
-                                 "is missing", file=str(raw),
-                                 expected="the workspace's data/raw kept as Sapat left it")  # fmt: skip
+                raise SapatError(
+                    f"the original of load {row['load_id']} ({row['file_name']}) is missing",
+                    file=str(raw),
+                    expected="the workspace's data/raw kept as Sapat left it",
+                )
             set_values = _given(row, "set_values")
             result = ingest_file(
-                raw, store, catalog, registry, key=key, instrument=row["instrument"],
-                wave=row["wave"], dialect=row["dialect"], sheet=_given(row, "sheet"),
+                raw,
+                store,
+                catalog,
+                registry,
+                key=key,
+                instrument=row["instrument"],
+                wave=row["wave"],
+                dialect=row["dialect"],
+                sheet=_given(row, "sheet"),
                 mapping=mapping_from_json(_given(row, "mapping")),
                 set_values=json.loads(set_values) if set_values else None,
-                duplicates=row["duplicates"], replace=_given(row, "replaces") is not None,
+                duplicates=row["duplicates"],
+                replace=_given(row, "replaces") is not None,
                 file_name=row["file_name"],
-            )  # fmt: skip
+            )
             if result.status != "loaded":
-                raise SapatError(f"load {row['load_id']} ({row['file_name']}) did not load "
-                                 f"again: {result.status}", file=str(raw))  # fmt: skip
+                raise SapatError(
+                    f"load {row['load_id']} ({row['file_name']}) did not load "
+                    f"again: {result.status}",
+                    file=str(raw),
+                )
             if progress:
                 progress("rebuild", k, len(loads))
         if recompute is not None:
             recompute(store)
         store.audit("rebuild", str(old.name), f"{len(loads)} loads again")
     before, after = table_checksums(old), table_checksums(new)
-    return [Comparison(t, before.get(t, (0, ""))[0], after.get(t, (0, ""))[0],
-                       before.get(t) == after.get(t))
-            for t in sorted(set(before) | set(after))]  # fmt: skip
+    return [
+        Comparison(
+            t, before.get(t, (0, ""))[0], after.get(t, (0, ""))[0], before.get(t) == after.get(t)
+        )
+        for t in sorted(set(before) | set(after))
+    ]

@@ -48,8 +48,10 @@ _DOTTED = re.compile(r"^\s*\d{1,2}\.\d{1,2}\.\d{4}")
 _SLASHED = re.compile(r"^\s*\d{1,2}/\d{1,2}/\d{4}")
 #: The same patterns for ASCII text in RE2 (Arrow), with Python's ASCII ``\s`` and ``\d``.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
-_RE2 = {_DOTTED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}\.[0-9]{{1,2}}\.[0-9]{{4}}",
-        _SLASHED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}/[0-9]{{1,2}}/[0-9]{{4}}"}  # fmt: skip
+_RE2 = {
+    _DOTTED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}\.[0-9]{{1,2}}\.[0-9]{{4}}",
+    _SLASHED: rf"^{_ASCII_SPACE}*[0-9]{{1,2}}/[0-9]{{1,2}}/[0-9]{{4}}",
+}
 
 REASONS = {
     "isin": "value not allowed here",
@@ -72,8 +74,7 @@ class Context:
     programme_codes: frozenset[str]
     unit_codes: frozenset[str]
     #: answer tables (:func:`answer_table`) by (instrument, version, field), made once
-    answers: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict,
-                                                                 compare=False)  # fmt: skip
+    answers: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict, compare=False)
 
     def answer_table(self, inst: Instrument, f: Field) -> dict[str, int]:
         key = (inst.id, inst.version, f.code)
@@ -146,8 +147,13 @@ def _lookup_codes(values: pd.Series, table: dict[str, str], factorized=None) -> 
 #: Exact formats tried before pandas' per-value ``format="mixed"`` parser; a value they
 #: do not fit goes to ``mixed`` as before, so the result is the same, only faster.
 _DOTTED_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
-_SLASHED_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%Y %I:%M:%S %p",
-                    "%m/%d/%Y %I:%M %p")  # fmt: skip
+_SLASHED_FORMATS = (
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+)
 
 
 def _to_datetime(s: pd.Series, formats: tuple[str, ...], utc: bool = False, **mixed) -> pd.Series:
@@ -257,8 +263,13 @@ def _range(constraint: str | None) -> tuple[float | None, float | None]:
 
 
 #: Polars dtype of each typed column kind (``object``: a required column that is missing).
-_DTYPES = {"string": pl.String, "Int8": pl.Int8, "Int16": pl.Int16, "Float64": pl.Float64,
-           "object": pl.Object}  # fmt: skip
+_DTYPES = {
+    "string": pl.String,
+    "Int8": pl.Int8,
+    "Int16": pl.Int16,
+    "Float64": pl.Float64,
+    "object": pl.Object,
+}
 
 
 def build_schema(inst: Instrument, ctx: Context, present: list[str]) -> pa.DataFrameSchema:
@@ -285,21 +296,22 @@ def build_schema(inst: Instrument, ctx: Context, present: list[str]) -> pa.DataF
             checks = [pa.Check.isin(sorted(ctx.teachers.values()))] if ctx.teachers else []
         elif f.context == "discipline":
             dtype = "string"
-            checks = ([pa.Check.isin(sorted(ctx.disciplines.values()))] if ctx.disciplines
-                      else [])  # fmt: skip
+            checks = [pa.Check.isin(sorted(ctx.disciplines.values()))] if ctx.disciplines else []
         elif scale is not None:
             dtype, checks = "Int8", [pa.Check.isin([c.code for c in scale.choices])]
         elif f.base_type == "integer":
             low, high = _range(f.constraint)
             dtype = "Int16"
-            checks = [pa.Check.in_range(low if low is not None else -32767,
-                                        high if high is not None else 32767)]  # fmt: skip
+            checks = [
+                pa.Check.in_range(
+                    low if low is not None else -32767, high if high is not None else 32767
+                )
+            ]
         elif f.base_type == "decimal":
             dtype = "Float64"
         else:
             dtype = "string"
-        columns[f.code] = pa.Column(_DTYPES[dtype], checks, nullable=not f.required,
-                                    required=True)  # fmt: skip
+        columns[f.code] = pa.Column(_DTYPES[dtype], checks, nullable=not f.required, required=True)
     return pa.DataFrameSchema(columns, name=f"{inst.id} {inst.version}", coerce=False)
 
 
@@ -322,8 +334,9 @@ def _hex(digests: np.ndarray, index: pd.Index) -> pd.Series:
     n, k = digests.shape
     chars = _HEX2[digests]  # n × k two-digit units, in memory order
     offsets = np.arange(0, 2 * k * (n + 1), 2 * k, dtype=np.int32)
-    texts = pyarrow.StringArray.from_buffers(n, pyarrow.py_buffer(offsets),
-                                             pyarrow.py_buffer(chars))  # fmt: skip
+    texts = pyarrow.StringArray.from_buffers(
+        n, pyarrow.py_buffer(offsets), pyarrow.py_buffer(chars)
+    )
     return pd.Series(texts.to_pandas().array, index=index)
 
 
@@ -372,11 +385,14 @@ def _row_keys(
         # platform ids restart at 1 in every form (MS Forms, LimeSurvey): with the
         # submission time they identify a submission across forms of the same survey
         ids = chunk[meta[Meta.SUBMISSION_ID]]
-        stamp = next((meta[k] for k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT, Meta.STARTED_AT)
-                      if k in meta), None)  # fmt: skip
+        stamp = next(
+            (meta[k] for k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT, Meta.STARTED_AT) if k in meta),
+            None,
+        )
         if stamp is not None:
-            ids = ids.astype("string").fillna("") + "\x1f" + chunk[stamp].astype(
-                "string").fillna("")  # fmt: skip
+            ids = (
+                ids.astype("string").fillna("") + "\x1f" + chunk[stamp].astype("string").fillna("")
+            )
             ids = ids.mask(chunk[meta[Meta.SUBMISSION_ID]].isna())
         codes, uniq = _factorize(ids)
         ids = [t for t in map(str, uniq) if t]
@@ -432,10 +448,15 @@ def type_chunk(
             codes, uniq = _factorize(chunk[col])
             texts = [u.strip() if isinstance(u, str) else "" for u in uniq]
             keep = (codes >= 0) & np.array([t != "" for t in texts] + [False])[codes]
-            comments.append(pd.DataFrame({SOURCE_ROW: chunk[SOURCE_ROW].to_numpy()[keep],
-                                          "item": code,
-                                          "text": _strings(texts, codes[keep], pd.RangeIndex(
-                                              int(keep.sum()))).array}))  # fmt: skip
+            comments.append(
+                pd.DataFrame(
+                    {
+                        SOURCE_ROW: chunk[SOURCE_ROW].to_numpy()[keep],
+                        "item": code,
+                        "text": _strings(texts, codes[keep], pd.RangeIndex(int(keep.sum()))).array,
+                    }
+                )
+            )
             continue
         factorized = _factorize(chunk[col])
         answers.append((code, *factorized))
@@ -469,8 +490,11 @@ def type_chunk(
         typed["answered"] = answered
     else:
         typed["answered"] = 0
-    frame = pd.concat(comments, ignore_index=True) if comments else pd.DataFrame(
-        columns=[SOURCE_ROW, "item", "text"])  # fmt: skip
+    frame = (
+        pd.concat(comments, ignore_index=True)
+        if comments
+        else pd.DataFrame(columns=[SOURCE_ROW, "item", "text"])
+    )
     return typed, frame
 
 
@@ -504,11 +528,18 @@ def validate_typed(
         reason = REASONS.get(check_name, check_name)
         if check_name == "in_range":
             reason += f" ({check})"
-        records.append({"index": idx, "column_name": src or column, "check_name": check_name,
-                         "value": None if value is None or pd.isna(value) else str(value),
-                         "reason": f"{column}: {reason}"})  # fmt: skip
-    failures = pd.DataFrame(records, columns=["index", "column_name", "check_name", "value",
-                                              "reason"])  # fmt: skip
+        records.append(
+            {
+                "index": idx,
+                "column_name": src or column,
+                "check_name": check_name,
+                "value": None if value is None or pd.isna(value) else str(value),
+                "reason": f"{column}: {reason}",
+            }
+        )
+    failures = pd.DataFrame(
+        records, columns=["index", "column_name", "check_name", "value", "reason"]
+    )
     bad = set(failures["index"])
     good = typed[~typed.index.isin(bad)]
     return good, failures
@@ -540,9 +571,13 @@ def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
         bounds = [(inst.item_scale(c).low, inst.item_scale(c).high) for c in items]
         if len(set(bounds)) > 1:  # positions on a common grid: exact integers
             grid = math.lcm(*(hi - lo for lo, hi in bounds))
-            columns = [(np.where(present, (values.astype(np.int64) - lo) * (grid // (hi - lo)),
-                                 -1), present)
-                       for (values, present), (lo, hi) in zip(columns, bounds, strict=True)]  # fmt: skip
+            columns = [
+                (
+                    np.where(present, (values.astype(np.int64) - lo) * (grid // (hi - lo)), -1),
+                    present,
+                )
+                for (values, present), (lo, hi) in zip(columns, bounds, strict=True)
+            ]
             columns = [(np.where(v >= 0, v, -1), p & (v >= 0)) for v, p in columns]
         kind = np.result_type(*(values.dtype for values, _ in columns))
         if kind.kind in "iu":
@@ -556,12 +591,25 @@ def row_flags(typed: pd.DataFrame, inst: Instrument) -> pd.DataFrame:
             np.minimum(low, values, out=low, where=given)
             np.maximum(high, values, out=high, where=given)
         same = (answered >= 5) & (low == high)
-        frames.append(pd.DataFrame({SOURCE_ROW: rows[same], "flag": "straight_liner",
-                                    "detail": "the same answer to every item"}))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    SOURCE_ROW: rows[same],
+                    "flag": "straight_liner",
+                    "detail": "the same answer to every item",
+                }
+            )
+        )
         few = answered < (len(items) + 1) // 2
-        frames.append(pd.DataFrame({SOURCE_ROW: rows[few], "flag": "too_few_answers",
-                                    "detail": [f"{n} of {len(items)} items answered"
-                                               for n in answered[few]]}))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    SOURCE_ROW: rows[few],
+                    "flag": "too_few_answers",
+                    "detail": [f"{n} of {len(items)} items answered" for n in answered[few]],
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=[SOURCE_ROW, "flag", "detail"])
     return pd.concat(frames, ignore_index=True)

@@ -48,8 +48,7 @@ DATA_TYPES = {
 WAVE_PATTERN = re.compile(r"^(\d{4})-(\d{4})$")
 #: ``label::Kyrgyz (ky)``, ``label::ky``, ``label::Russian``: the language of a label column
 _LANG_IN_HEADER = re.compile(r"\((?P<code>[a-z]{2})\)\s*$|^(?P<bare>[a-z]{2})$")
-_LANG_WORDS = {"kyrgyz": "ky", "кыргызча": "ky", "russian": "ru", "русский": "ru",
-               "english": "en"}  # fmt: skip
+_LANG_WORDS = {"kyrgyz": "ky", "кыргызча": "ky", "russian": "ru", "русский": "ru", "english": "en"}
 
 
 def _clean(value: object) -> str:
@@ -131,14 +130,18 @@ class _Book:
         for lang, rows in self.lacking.items():
             name = LANGUAGE_NAMES[lang]
             if len(rows) == self.labelled:
-                out.append(f"{self.path.name}: no labels in {name}; readers choosing {name} see "
-                           f"the {LANGUAGE_NAMES[self.default_language]} ones")  # fmt: skip
+                out.append(
+                    f"{self.path.name}: no labels in {name}; readers choosing {name} see "
+                    f"the {LANGUAGE_NAMES[self.default_language]} ones"
+                )
             else:
                 shown = "; ".join(rows[:8]) + (
                     f"; and {len(rows) - 8} more" if len(rows) > 8 else ""
                 )
-                out.append(f"{self.path.name}: {len(rows)} label(s) missing in {name}, the "
-                           f"{LANGUAGE_NAMES[self.default_language]} ones shown instead: {shown}")  # fmt: skip
+                out.append(
+                    f"{self.path.name}: {len(rows)} label(s) missing in {name}, the "
+                    f"{LANGUAGE_NAMES[self.default_language]} ones shown instead: {shown}"
+                )
         return out
 
     def fallback(self, labels: dict[str, str]) -> str:
@@ -287,8 +290,12 @@ def _ordinal(scale: Scale, meta: dict, path: Path, row: int | None) -> Scale:
         try:
             values[col] = int(float(text)) if text else default
         except ValueError as exc:
-            raise DeclarationError(f"scale {name!r}: {col} {text!r} is not a whole number",
-                                   file=str(path), row=row, column=col) from exc  # fmt: skip
+            raise DeclarationError(
+                f"scale {name!r}: {col} {text!r} is not a whole number",
+                file=str(path),
+                row=row,
+                column=col,
+            ) from exc
     if not low <= values["negative_to"] < values["positive_from"] <= high:
         raise DeclarationError(
             f"scale {name!r}: negative_to {values['negative_to']} and positive_from "
@@ -301,8 +308,9 @@ def _ordinal(scale: Scale, meta: dict, path: Path, row: int | None) -> Scale:
     return replace(scale, **values)
 
 
-def _choice_codes(scale: Scale, measure: str, column: str, names: tuple[str, ...],
-                  where: dict) -> tuple[int, ...]:  # fmt: skip
+def _choice_codes(
+    scale: Scale, measure: str, column: str, names: tuple[str, ...], where: dict
+) -> tuple[int, ...]:
     out = []
     for name in names:
         try:
@@ -326,8 +334,12 @@ def _read_measures(b: _Book, fields: dict[str, Field], scales: dict[str, Scale])
             continue
         where = {"file": str(b.path), "row": i}
         if not CODE_PATTERN.match(code):
-            raise DeclarationError(f"the measure code {code!r} is not a valid code", **where,
-                                   column="code", expected="lowercase letters, digits and _")  # fmt: skip
+            raise DeclarationError(
+                f"the measure code {code!r} is not a valid code",
+                **where,
+                column="code",
+                expected="lowercase letters, digits and _",
+            )
         field_code = _clean(row.get("field"))
         if field_code not in fields:
             raise DeclarationError(
@@ -340,9 +352,12 @@ def _read_measures(b: _Book, fields: dict[str, Field], scales: dict[str, Scale])
         try:
             stat = Statistic(stat_text)
         except ValueError as exc:
-            raise DeclarationError(f"measure {code!r} has statistic {stat_text!r}", **where,
-                                   column="statistic",
-                                   expected=", ".join(s.value for s in Statistic)) from exc  # fmt: skip
+            raise DeclarationError(
+                f"measure {code!r} has statistic {stat_text!r}",
+                **where,
+                column="statistic",
+                expected=", ".join(s.value for s in Statistic),
+            ) from exc
         scale = scales.get(f.list_name) if f.list_name else None
         success: tuple[int, ...] = ()
         base: tuple[int, ...] = ()
@@ -358,8 +373,12 @@ def _read_measures(b: _Book, fields: dict[str, Field], scales: dict[str, Scale])
             success = _choice_codes(scale, code, "success", _names(row.get("success")), where)
             base = _choice_codes(scale, code, "base", _names(row.get("base")), where)
             if not success:
-                raise DeclarationError(f"measure {code!r} names no success answers", **where,
-                                       column="success", expected="choice names, a|b")  # fmt: skip
+                raise DeclarationError(
+                    f"measure {code!r} names no success answers",
+                    **where,
+                    column="success",
+                    expected="choice names, a|b",
+                )
         elif f.base_type not in ("integer", "decimal") and (
             scale is None or scale.kind != "ordinal"
         ):
@@ -411,11 +430,16 @@ def read_workbook_with_warnings(path: str | Path) -> tuple[Instrument, list[str]
             "settings must give form_id and version", file=str(path), column="form_id/version"
         )
     if not CODE_PATTERN.match(form_id):
-        raise DeclarationError(f"form_id {form_id!r} is not a valid code", file=str(path),
-                               column="form_id",
-                               expected="lowercase letters, digits and _ starting with a letter")  # fmt: skip
-    sheets = {name: _sheet(book, name, path, required=name not in ("measures", "scales"))
-              for name in ("survey", "choices", "scales", "dimensions", "measures")}  # fmt: skip
+        raise DeclarationError(
+            f"form_id {form_id!r} is not a valid code",
+            file=str(path),
+            column="form_id",
+            expected="lowercase letters, digits and _ starting with a letter",
+        )
+    sheets = {
+        name: _sheet(book, name, path, required=name not in ("measures", "scales"))
+        for name in ("survey", "choices", "scales", "dimensions", "measures")
+    }
     b = _Book(path, sheets, _language_setting(_clean(settings.get("default_language")), path))
 
     dimensions: dict[str, dict[str, str]] = {}
@@ -426,8 +450,12 @@ def read_workbook_with_warnings(path: str | Path) -> tuple[Instrument, list[str]
             dimensions[code] = b.need_labels(row, f"dimension {code}", i, "dimensions")
             if _clean(row.get("kind")).lower() == "overall":
                 if overall is not None:
-                    raise DeclarationError("two dimensions are marked kind = overall",
-                                           file=str(path), row=i, column="kind")  # fmt: skip
+                    raise DeclarationError(
+                        "two dimensions are marked kind = overall",
+                        file=str(path),
+                        row=i,
+                        column="kind",
+                    )
                 overall = code
     scales = _read_scales(b)
 
@@ -699,8 +727,9 @@ def read_catalog(directory: str | Path = INSTRUMENTS_DIR) -> Catalog:
     not_comparable: dict[str, list[dict]] = {}
     warnings: list[str] = []
     if not isinstance(registry, dict):
-        raise DeclarationError("versions.yaml must map each questionnaire id to its versions",
-                               file=str(registry_path))  # fmt: skip
+        raise DeclarationError(
+            "versions.yaml must map each questionnaire id to its versions", file=str(registry_path)
+        )
     for instrument_id, spec in registry.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("versions"), list):
             raise DeclarationError(
@@ -711,8 +740,10 @@ def read_catalog(directory: str | Path = INSTRUMENTS_DIR) -> Catalog:
         entries = []
         for v in spec["versions"]:
             if not isinstance(v, dict) or not v.get("workbook") or not v.get("version"):
-                raise DeclarationError(f"{instrument_id}: a version without version or workbook",
-                                       file=str(registry_path))  # fmt: skip
+                raise DeclarationError(
+                    f"{instrument_id}: a version without version or workbook",
+                    file=str(registry_path),
+                )
             workbook = directory / str(v["workbook"])
             waves = tuple(str(w) for w in v.get("waves", []))
             for w in waves:
@@ -723,8 +754,9 @@ def read_catalog(directory: str | Path = INSTRUMENTS_DIR) -> Catalog:
                         expected="YYYY-YYYY with consecutive years, e.g. 2024-2025",
                     )
             if not workbook.exists():
-                raise DeclarationError(f"{instrument_id} {v['version']}: the workbook is missing",
-                                       file=str(workbook))  # fmt: skip
+                raise DeclarationError(
+                    f"{instrument_id} {v['version']}: the workbook is missing", file=str(workbook)
+                )
             inst, found = read_workbook_with_warnings(workbook)
             warnings += found
             if inst.id != instrument_id or inst.version != str(v["version"]):
@@ -737,8 +769,9 @@ def read_catalog(directory: str | Path = INSTRUMENTS_DIR) -> Catalog:
             entries.append(VersionEntry(instrument_id, inst.version, workbook, waves))
         versions[instrument_id] = entries
         not_comparable[instrument_id] = list((spec or {}).get("not_comparable") or [])
-    return Catalog(instruments=instruments, versions=versions, not_comparable=not_comparable,
-                   warnings=warnings)  # fmt: skip
+    return Catalog(
+        instruments=instruments, versions=versions, not_comparable=not_comparable, warnings=warnings
+    )
 
 
 @cache

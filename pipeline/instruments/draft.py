@@ -30,39 +30,110 @@ from pipeline.instruments.model import MAX_POINTS
 #: longest wording found in an answer decides; all answers of a scale must be placed.
 VOCABULARY: dict[str, float] = {
     # agreement
-    "strongly disagree": 1, "completely disagree": 1, "totally disagree": 1,
-    "disagree strongly": 1, "disagree": 2, "somewhat disagree": 2.5, "neither": 3,
-    "neutral": 3, "undecided": 3, "neither agree nor disagree": 3, "somewhat agree": 3.5,
-    "agree": 4, "strongly agree": 5, "strong agree": 5, "completely agree": 5,
-    "totally agree": 5, "agree strongly": 5,
-    "полностью не согласен": 1, "совершенно не согласен": 1, "не согласен": 2,
-    "скорее не согласен": 2.5, "затрудняюсь ответить": 3, "нейтрально": 3,
-    "скорее согласен": 3.5, "согласен": 4, "полностью согласен": 5,
-    "таптакыр макул эмесмин": 1, "макул эмесмин": 2, "бейтарапмын": 3, "макулмун": 4,
+    "strongly disagree": 1,
+    "completely disagree": 1,
+    "totally disagree": 1,
+    "disagree strongly": 1,
+    "disagree": 2,
+    "somewhat disagree": 2.5,
+    "neither": 3,
+    "neutral": 3,
+    "undecided": 3,
+    "neither agree nor disagree": 3,
+    "somewhat agree": 3.5,
+    "agree": 4,
+    "strongly agree": 5,
+    "strong agree": 5,
+    "completely agree": 5,
+    "totally agree": 5,
+    "agree strongly": 5,
+    "полностью не согласен": 1,
+    "совершенно не согласен": 1,
+    "не согласен": 2,
+    "скорее не согласен": 2.5,
+    "затрудняюсь ответить": 3,
+    "нейтрально": 3,
+    "скорее согласен": 3.5,
+    "согласен": 4,
+    "полностью согласен": 5,
+    "таптакыр макул эмесмин": 1,
+    "макул эмесмин": 2,
+    "бейтарапмын": 3,
+    "макулмун": 4,
     "толугу менен макулмун": 5,
     # satisfaction
-    "very dissatisfied": 1, "dissatisfied": 2, "satisfied": 4, "very satisfied": 5,
-    "совсем не удовлетворен": 1, "не удовлетворен": 2, "удовлетворен": 4,
+    "very dissatisfied": 1,
+    "dissatisfied": 2,
+    "satisfied": 4,
+    "very satisfied": 5,
+    "совсем не удовлетворен": 1,
+    "не удовлетворен": 2,
+    "удовлетворен": 4,
     "полностью удовлетворен": 5,
     # quality
-    "very poor": 1, "poor": 2, "fair": 3, "average": 3, "good": 4, "very good": 5,
-    "excellent": 5, "very bad": 1, "bad": 2,
+    "very poor": 1,
+    "poor": 2,
+    "fair": 3,
+    "average": 3,
+    "good": 4,
+    "very good": 5,
+    "excellent": 5,
+    "very bad": 1,
+    "bad": 2,
     # frequency and extent
-    "never": 0, "almost never": 1, "hardly ever": 1, "never or almost never": 1,
-    "never or hardly ever": 1, "rarely": 1.5, "a few times a year": 2, "once a month": 3,
-    "about once a month": 3, "sometimes": 4, "some lessons": 4, "several times a month": 4,
-    "often": 5, "most lessons": 5, "several times a week": 5, "usually": 5,
-    "almost always": 6, "always": 6.5, "all lessons": 6, "several times a day": 6,
-    "every day": 6, "никогда": 0, "редко": 1.5, "иногда": 4, "часто": 5, "всегда": 6.5,
-    "not at all": 1, "a little": 2, "somewhat": 3, "quite a bit": 4, "very much": 5,
-}  # fmt: skip
+    "never": 0,
+    "almost never": 1,
+    "hardly ever": 1,
+    "never or almost never": 1,
+    "never or hardly ever": 1,
+    "rarely": 1.5,
+    "a few times a year": 2,
+    "once a month": 3,
+    "about once a month": 3,
+    "sometimes": 4,
+    "some lessons": 4,
+    "several times a month": 4,
+    "often": 5,
+    "most lessons": 5,
+    "several times a week": 5,
+    "usually": 5,
+    "almost always": 6,
+    "always": 6.5,
+    "all lessons": 6,
+    "several times a day": 6,
+    "every day": 6,
+    "никогда": 0,
+    "редко": 1.5,
+    "иногда": 4,
+    "часто": 5,
+    "всегда": 6.5,
+    "not at all": 1,
+    "a little": 2,
+    "somewhat": 3,
+    "quite a bit": 4,
+    "very much": 5,
+}
 #: Answers that are not a place on the scale.
 NON_ANSWERS = {
-    "dont_know": ("don't know", "dont know", "do not know", "don t know", "не знаю",
-                  "билбейм", "difficult to say"),
-    "not_applicable": ("not applicable", "n a", "na", "не применимо", "неприменимо",
-                       "тиешелүү эмес", "does not apply"),
-}  # fmt: skip
+    "dont_know": (
+        "don't know",
+        "dont know",
+        "do not know",
+        "don t know",
+        "не знаю",
+        "билбейм",
+        "difficult to say",
+    ),
+    "not_applicable": (
+        "not applicable",
+        "n a",
+        "na",
+        "не применимо",
+        "неприменимо",
+        "тиешелүү эмес",
+        "does not apply",
+    ),
+}
 _LEADING_NUMBER = re.compile(r"^\s*\(?\s*(\d{1,2})\s*\)?(?:[\s.:\-–]|$)")
 _STEM = re.compile(r"^(.*?)[_\-. ]?(\d+)$")
 _CODE_CHARS = re.compile(r"[^a-z0-9_]+")
@@ -120,8 +191,11 @@ class DraftScale:
 
     @property
     def key(self) -> tuple:
-        return tuple(c[0] for c in self.choices), tuple(sorted(self.missing.items())), tuple(
-            _norm(c[1]) for c in self.choices)  # fmt: skip
+        return (
+            tuple(c[0] for c in self.choices),
+            tuple(sorted(self.missing.items())),
+            tuple(_norm(c[1]) for c in self.choices),
+        )
 
 
 def recognise_scale(values: Counter) -> DraftScale | None:
@@ -161,15 +235,23 @@ def recognise_scale(values: Counter) -> DraftScale | None:
     if all(lead.values()):
         num = {k: int(m.group(1)) for k, m in lead.items()}
         codes = sorted(num.values())
-        if len(set(codes)) == len(codes) and codes[0] in (0, 1) and codes == list(
-            range(codes[0], codes[0] + len(codes))):  # fmt: skip
-            choices = [(str(num[k]), spellings[k][0], spellings[k][1:])
-                       for k in sorted(answers, key=num.get)]  # fmt: skip
+        if (
+            len(set(codes)) == len(codes)
+            and codes[0] in (0, 1)
+            and codes == list(range(codes[0], codes[0] + len(codes)))
+        ):
+            choices = [
+                (str(num[k]), spellings[k][0], spellings[k][1:])
+                for k in sorted(answers, key=num.get)
+            ]
             return _with_missing(choices, missing, spellings, "numbered labels")
     # wordings of common scales
     ranks = {k: _rank(spellings[k][0]) for k in answers}
-    if len(answers) <= MAX_POINTS and all(r is not None for r in ranks.values()) and len(
-            set(ranks.values())) == len(answers):  # fmt: skip
+    if (
+        len(answers) <= MAX_POINTS
+        and all(r is not None for r in ranks.values())
+        and len(set(ranks.values())) == len(answers)
+    ):
         ordered = sorted(answers, key=ranks.get)
         choices = [(str(i), spellings[k][0], spellings[k][1:]) for i, k in enumerate(ordered, 1)]
         return _with_missing(choices, missing, spellings, "recognised wording")
@@ -203,8 +285,9 @@ class DraftItem:
     dimension: str | None = None
 
 
-def draft_items(columns: list[str], values: dict[str, Counter], roles: dict[str, str],
-                skip: set[str]) -> tuple[list[DraftItem], list[DraftScale]]:  # fmt: skip
+def draft_items(
+    columns: list[str], values: dict[str, Counter], roles: dict[str, str], skip: set[str]
+) -> tuple[list[DraftItem], list[DraftScale]]:
     """Decide each column's role and scale; scales shared by identical answer sets."""
     used: set[str] = set()
     scales: dict[tuple, DraftScale] = {}
@@ -256,33 +339,89 @@ def write_draft(
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "survey"
-    ws.append(["type", "name", label, "required", "sapat_role", "dimension", "reverse",
-               "context", "aliases"])  # fmt: skip
-    files = {"unit": "units.csv", "programme": "programmes.csv", "teacher": "teachers.csv",
-             "discipline": "disciplines.csv"}  # fmt: skip
+    ws.append(
+        [
+            "type",
+            "name",
+            label,
+            "required",
+            "sapat_role",
+            "dimension",
+            "reverse",
+            "context",
+            "aliases",
+        ]
+    )
+    files = {
+        "unit": "units.csv",
+        "programme": "programmes.csv",
+        "teacher": "teachers.csv",
+        "discipline": "disciplines.csv",
+    }
     for it in items:
         if it.role == "item":
-            ws.append([f"select_one {it.scale.name}", it.code, it.column, None, "item",
-                       it.dimension, None, None, it.column])  # fmt: skip
+            ws.append(
+                [
+                    f"select_one {it.scale.name}",
+                    it.code,
+                    it.column,
+                    None,
+                    "item",
+                    it.dimension,
+                    None,
+                    None,
+                    it.column,
+                ]
+            )
         elif it.role == "context":
-            kind = (f"select_one_from_file {files[it.context]}" if it.context in files
-                    else "text")  # fmt: skip
-            ws.append([kind, it.code, it.column, "yes" if it.context in files else None,
-                       "context", None, None, it.context, it.column])  # fmt: skip
+            kind = f"select_one_from_file {files[it.context]}" if it.context in files else "text"
+            ws.append(
+                [
+                    kind,
+                    it.code,
+                    it.column,
+                    "yes" if it.context in files else None,
+                    "context",
+                    None,
+                    None,
+                    it.context,
+                    it.column,
+                ]
+            )
         else:
             ws.append(["text", it.code, it.column, None, "comment", None, None, None, it.column])
     ch = wb.create_sheet("choices")
     ch.append(["list_name", "name", label, "aliases"])
     sc = wb.create_sheet("scales")
-    sc.append(["list_name", "kind", "points", "positive_from", "negative_to", "not_applicable",
-               "dont_know", "how_recognised"])  # fmt: skip
+    sc.append(
+        [
+            "list_name",
+            "kind",
+            "points",
+            "positive_from",
+            "negative_to",
+            "not_applicable",
+            "dont_know",
+            "how_recognised",
+        ]
+    )
     for s in scales:
         for name, text, aliases in s.choices:
             ch.append([s.name, name, text, "|".join(aliases) or None])
         na = "|".join(n for n, k in s.missing.items() if k == "not_applicable") or None
         dk = "|".join(n for n, k in s.missing.items() if k == "dont_know") or None
-        sc.append([s.name, "ordinal", None, None, None, na, dk,
-                   s.how if s.checked else f"{s.how}: CHECK THE ORDER OF THESE CHOICES"])  # fmt: skip
+        sc.append(
+            [
+                s.name,
+                "ordinal",
+                None,
+                None,
+                None,
+                na,
+                dk,
+                s.how if s.checked else f"{s.how}: CHECK THE ORDER OF THESE CHOICES",
+            ]
+        )
     dims = wb.create_sheet("dimensions")
     dims.append(["code", label, "kind"])
     for d in dict.fromkeys(it.dimension for it in items if it.role == "item"):
@@ -294,26 +433,33 @@ def write_draft(
     wb.save(path)
 
 
-def add_version(instruments_dir: Path, form_id: str, version: str, workbook: str,
-                waves: list[str]) -> None:  # fmt: skip
+def add_version(
+    instruments_dir: Path, form_id: str, version: str, workbook: str, waves: list[str]
+) -> None:
     """List the workbook in versions.yaml (refusing a version already listed)."""
     path = instruments_dir / "versions.yaml"
     data = yaml.safe_load(path.read_text("utf-8")) if path.exists() else None
     data = data or {}
     entry = data.setdefault(form_id, {"versions": [], "not_comparable": []})
     if any(str(v.get("version")) == version for v in entry.get("versions", [])):
-        raise UsageError(f"{form_id} already has a version {version} in versions.yaml",
-                         file=str(path), expected="another --version")  # fmt: skip
+        raise UsageError(
+            f"{form_id} already has a version {version} in versions.yaml",
+            file=str(path),
+            expected="another --version",
+        )
     entry.setdefault("versions", []).append(
-        {"version": version, "workbook": workbook, "waves": list(waves)})  # fmt: skip
+        {"version": version, "workbook": workbook, "waves": list(waves)}
+    )
     entry.setdefault("not_comparable", [])
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
 
 
 def check_form_id(form_id: str) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", form_id):
-        raise UsageError(f"--form-id {form_id!r} is not a valid code",
-                         expected="lowercase letters, digits and _, starting with a letter")  # fmt: skip
+        raise UsageError(
+            f"--form-id {form_id!r} is not a valid code",
+            expected="lowercase letters, digits and _, starting with a letter",
+        )
 
 
 __all__ = ["DeclarationError", "add_version", "draft_items", "recognise_scale", "write_draft"]

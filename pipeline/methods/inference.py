@@ -245,10 +245,13 @@ def _with_adjustment(
     _, first = np.unique(codes, return_index=True)
     heads = frame.iloc[first]
     labels = np.array(
-        ["; ".join(f"{c}={v}" for c, v in zip(keys, row, strict=True))
-         for row in zip(*(heads[c].astype(str) for c in keys), strict=True)] or [""],
+        [
+            "; ".join(f"{c}={v}" for c, v in zip(keys, row, strict=True))
+            for row in zip(*(heads[c].astype(str) for c in keys), strict=True)
+        ]
+        or [""],
         dtype=object,
-    )  # fmt: skip
+    )
     # a categorical column: the rows share a few thousand labels (no string per row)
     compact = np.searchsorted(np.unique(codes), codes) if len(frame) else codes
     frame["family"] = pd.Categorical.from_codes(compact, categories=pd.Index(labels[: len(first)]))

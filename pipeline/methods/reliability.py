@@ -249,8 +249,9 @@ def reliability_tables(
     return alpha_out, items_out
 
 
-def _item_rows(key: dict, name, items: Sequence[str], reverse: Collection[str], n: int,
-               cov: np.ndarray | None) -> list[dict]:  # fmt: skip
+def _item_rows(
+    key: dict, name, items: Sequence[str], reverse: Collection[str], n: int, cov: np.ndarray | None
+) -> list[dict]:
     rows = []
     k = len(items)
     for j, item in enumerate(items):

@@ -460,8 +460,11 @@ def weighted_estimates_from_counts(
             population = np.array([table["headcount"].sum()])
         if needs_weights:
             _check_no_empty_cells(table, keys_cols)
-            w_c = sizes[keys_cols].merge(table[[*keys_cols, "weight"]], on=keys_cols,
-                                         how="left")["weight"].to_numpy()  # fmt: skip
+            w_c = (
+                sizes[keys_cols]
+                .merge(table[[*keys_cols, "weight"]], on=keys_cols, how="left")["weight"]
+                .to_numpy()
+            )
 
     # every count row -> its cell
     c = counts[[*keys_cols, "item", "answer", "count"]]

@@ -521,9 +521,11 @@ def _arrow_chunks(
     out: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_arrow_producer, args=(path, scan, layout, chunk_rows, out, stop),
-        name="sapat-csv-reader", daemon=True,
-    )  # fmt: skip
+        target=_arrow_producer,
+        args=(path, scan, layout, chunk_rows, out, stop),
+        name="sapat-csv-reader",
+        daemon=True,
+    )
     thread.start()
     try:
         while True:

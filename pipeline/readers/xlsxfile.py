@@ -123,8 +123,14 @@ def _check_archive(path: Path, file: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-            RuntimeError) as exc:  # fmt: skip
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         # NotImplementedError: an unknown compression method; RuntimeError: encrypted
         raise _unreadable(file, f"not a complete ZIP archive: {exc}") from None
     if any(name.startswith("xl/") for name in names):

@@ -207,8 +207,10 @@ class Store:
             raise
 
     def _check_version(self) -> None:
-        have = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall()}  # fmt: skip
+        have = {
+            r[0]
+            for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         if "sys_loads" in have and "sys_meta" not in have:
             raise SapatError(
                 "this database was made by an older version of Sapat whose tables are laid out "
@@ -219,8 +221,11 @@ class Store:
             )
         self.con.execute(SCHEMA)
         # columns added to the manifest since layout 2 was first written
-        for column, kind in (("content_key", "VARCHAR"), ("mapping", "VARCHAR"),
-                             ("set_values", "VARCHAR")):  # fmt: skip
+        for column, kind in (
+            ("content_key", "VARCHAR"),
+            ("mapping", "VARCHAR"),
+            ("set_values", "VARCHAR"),
+        ):
             self.con.execute(f"ALTER TABLE sys_loads ADD COLUMN IF NOT EXISTS {column} {kind}")
         row = self.con.execute("SELECT value FROM sys_meta WHERE key = 'schema'").fetchall()
         if not row:
@@ -399,13 +404,16 @@ class Store:
         teacher = "teacher" if inst.has_context(ContextRole.TEACHER) else "NULL"
         discipline = "discipline" if inst.has_context(ContextRole.DISCIPLINE) else "NULL"
         level = "study_level" if inst.has_context(ContextRole.STUDY_LEVEL) else "NULL"
-        keys = (f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
-                f"study_level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline")  # fmt: skip
+        keys = (
+            f"load_id, instrument, version, wave, programme, unit, {level}::TINYINT AS "
+            f"study_level, {teacher}::VARCHAR AS teacher, {discipline}::VARCHAR AS discipline"
+        )
         counts = [f'count_if("{c}" = {v}) AS "{c}|{v}"' for c in items for v in codes[c]]
         # coalesce: count_if over a group whose answers are all missing is NULL, which
         # would make the whole sum NULL and hide the other items' odd answers
-        other = " + ".join(f'coalesce(count_if("{c}" NOT IN ({", ".join(map(str, codes[c]))})), 0)'
-                           for c in items)  # fmt: skip
+        other = " + ".join(
+            f'coalesce(count_if("{c}" NOT IN ({", ".join(map(str, codes[c]))})), 0)' for c in items
+        )
         return items, keys, counts, other
 
     def wide_counts(
@@ -461,9 +469,10 @@ class Store:
             names = [c.rsplit(" AS ", 1)[1] for c in counts]
             if partial and len(versions) == 1:
                 minus = self.wide_counts(
-                    inst, f"SELECT * FROM {table} WHERE wave = ? AND version = ? AND excluded",
+                    inst,
+                    f"SELECT * FROM {table} WHERE wave = ? AND version = ? AND excluded",
                     [wave, inst.version],
-                )  # fmt: skip
+                )
                 self.con.register("_partial", pa.concat_tables(partial, promote_options="default"))
                 self.con.register("_minus", minus)  # small tables: a row per group
                 group = ", ".join(COUNT_GROUP)
@@ -527,31 +536,51 @@ class Store:
         ).fetchall()
 
     def wave_has_other_rows(self, table: str, wave: str, load_id: int) -> bool:
-        return bool(self.con.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? "
-            "LIMIT 1)", [wave, load_id]).fetchall()[0][0])  # fmt: skip
+        return bool(
+            self.con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE wave = ? AND load_id <> ? "
+                "LIMIT 1)",
+                [wave, load_id],
+            ).fetchall()[0][0]
+        )
 
     def submissions_seen(self, table: str, wave: str, load_id: int, keys: list[str]) -> set[str]:
         """Which of these submission keys earlier loads of the wave hold."""
         _keys = pd.DataFrame({"k": keys})  # noqa: F841 (a replacement scan)
-        return set(self.con.execute(
-            f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON submission_key = k "
-            "WHERE wave = ? AND load_id <> ?", [wave, load_id]).fetchdf()["submission_key"])  # fmt: skip
+        return set(
+            self.con.execute(
+                f"SELECT DISTINCT submission_key FROM {table} JOIN _keys ON submission_key = k "
+                "WHERE wave = ? AND load_id <> ?",
+                [wave, load_id],
+            ).fetchdf()["submission_key"]
+        )
 
     def load_with_content(self, instrument: str, wave: str, content: str) -> tuple | None:
         """(load_id, file_name) of a loaded file of the wave with the same rows, if any."""
         rows = self.con.execute(
             "SELECT load_id, file_name FROM sys_loads WHERE instrument = ? AND wave = ? AND "
-            "status = 'loaded' AND content_key = ? LIMIT 1", [instrument, wave, content]
-        ).fetchall()  # fmt: skip
+            "status = 'loaded' AND content_key = ? LIMIT 1",
+            [instrument, wave, content],
+        ).fetchall()
         return rows[0] if rows else None
 
     def wave_versions(self, table: str, wave: str) -> list[str]:
-        return [v for (v,) in self.con.execute(
-            f"SELECT DISTINCT version FROM {table} WHERE wave = ? ORDER BY 1", [wave]).fetchall()]  # fmt: skip
+        return [
+            v
+            for (v,) in self.con.execute(
+                f"SELECT DISTINCT version FROM {table} WHERE wave = ? ORDER BY 1", [wave]
+            ).fetchall()
+        ]
 
-    def flag_wave(self, inst: Instrument, wave: str, load_id: int, *,
-                  window_minutes: float, speeder_fraction: float) -> None:  # fmt: skip
+    def flag_wave(
+        self,
+        inst: Instrument,
+        wave: str,
+        load_id: int,
+        *,
+        window_minutes: float,
+        speeder_fraction: float,
+    ) -> None:
         """Decide repeated submissions over the whole wave, whatever order its files came in,
         and flag the speeders of one load. Only evidence excludes a row:
 
@@ -574,28 +603,38 @@ class Store:
         """
         con = self.con
         table = fact_table(inst.id)
-        part = [r.value for r in (ContextRole.TEACHER, ContextRole.DISCIPLINE)
-                if inst.has_context(r)]  # fmt: skip
+        part = [
+            r.value for r in (ContextRole.TEACHER, ContextRole.DISCIPLINE) if inst.has_context(r)
+        ]
         order = "submitted_at NULLS LAST, load_id, source_row"
-        rules = ("repeated_submission", "same_person_same_answers", "same_person",
-                 "identical_answers", "duplicate")  # fmt: skip
+        rules = (
+            "repeated_submission",
+            "same_person_same_answers",
+            "same_person",
+            "identical_answers",
+            "duplicate",
+        )
         con.execute(
             f"DELETE FROM qa_flags WHERE flag IN (SELECT unnest($rules)) AND load_id IN "
             f"(SELECT DISTINCT load_id FROM {table} WHERE wave = $wave)",
             {"rules": list(rules), "wave": wave},
         ).fetchall()
-        con.execute(f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded",
-                    [wave]).fetchall()  # fmt: skip
+        con.execute(
+            f"UPDATE {table} SET excluded = FALSE WHERE wave = ? AND excluded", [wave]
+        ).fetchall()
 
-        def later_rows(key: str, rule: str, detail: str, where: str = "TRUE",
-                       window: float | None = None) -> None:  # fmt: skip
+        def later_rows(
+            key: str, rule: str, detail: str, where: str = "TRUE", window: float | None = None
+        ) -> None:
             # only keys seen twice can repeat: number the rows of those partitions (found
             # by a hash of the key, which keeps the grouping small)
             keys = ", ".join([key, *part])
             within = ""
             if window is not None:
-                within = ("AND prev_at IS NOT NULL AND submitted_at IS NOT NULL AND "
-                          "submitted_at - prev_at <= to_minutes($window::BIGINT)")  # fmt: skip
+                within = (
+                    "AND prev_at IS NOT NULL AND submitted_at IS NOT NULL AND "
+                    "submitted_at - prev_at <= to_minutes($window::BIGINT)"
+                )
             con.execute(
                 f"""
                 INSERT INTO qa_flags
@@ -690,7 +729,9 @@ class Store:
         ``_excluded`` (rows excluded as repeats)."""
         rows = self.con.execute(
             """SELECT flag, count(DISTINCT response_id) FROM qa_flags WHERE load_id = ?
-               GROUP BY flag ORDER BY flag""", [load_id]).fetchall()  # fmt: skip
+               GROUP BY flag ORDER BY flag""",
+            [load_id],
+        ).fetchall()
         out = {flag: int(n) for flag, n in rows}
         flagged, excluded = self.con.execute(
             "SELECT rows_flagged, rows_excluded FROM sys_loads WHERE load_id = ?", [load_id]
@@ -721,25 +762,46 @@ class Store:
         for inst in catalog.all():
             for f in inst.by_role(Role.ITEM, Role.OUTCOME, Role.CONTEXT):
                 scale = inst.scale_of(f)
-                items.append({
-                    "instrument": inst.id, "version": inst.version, "item": f.code,
-                    "role": f.role.value, "dimension": f.dimension, "reverse": f.reverse,
-                    "list_name": f.list_name, "scale_kind": scale.kind if scale else None,
-                    "positive_from": scale.positive_from if scale else None,
-                    "points": scale.points if scale else None,
-                    "label_ky": f.labels.get("ky"), "label_ru": f.labels.get("ru"),
-                    "label_en": f.labels.get("en"),
-                    "dimension_label_ky": inst.dimension_label(f.dimension, "ky") if f.dimension else None,
-                    "dimension_label_ru": inst.dimension_label(f.dimension, "ru") if f.dimension else None,
-                    "dimension_label_en": inst.dimension_label(f.dimension, "en") if f.dimension else None,
-                })  # fmt: skip
+                items.append(
+                    {
+                        "instrument": inst.id,
+                        "version": inst.version,
+                        "item": f.code,
+                        "role": f.role.value,
+                        "dimension": f.dimension,
+                        "reverse": f.reverse,
+                        "list_name": f.list_name,
+                        "scale_kind": scale.kind if scale else None,
+                        "positive_from": scale.positive_from if scale else None,
+                        "points": scale.points if scale else None,
+                        "label_ky": f.labels.get("ky"),
+                        "label_ru": f.labels.get("ru"),
+                        "label_en": f.labels.get("en"),
+                        "dimension_label_ky": inst.dimension_label(f.dimension, "ky")
+                        if f.dimension
+                        else None,
+                        "dimension_label_ru": inst.dimension_label(f.dimension, "ru")
+                        if f.dimension
+                        else None,
+                        "dimension_label_en": inst.dimension_label(f.dimension, "en")
+                        if f.dimension
+                        else None,
+                    }
+                )
                 if scale:
                     for c in scale.choices:
-                        choices.append({
-                            "instrument": inst.id, "version": inst.version, "item": f.code,
-                            "code": c.code, "name": c.name, "label_ky": c.labels.get("ky"),
-                            "label_ru": c.labels.get("ru"), "label_en": c.labels.get("en"),
-                        })  # fmt: skip
+                        choices.append(
+                            {
+                                "instrument": inst.id,
+                                "version": inst.version,
+                                "item": f.code,
+                                "code": c.code,
+                                "name": c.name,
+                                "label_ky": c.labels.get("ky"),
+                                "label_ru": c.labels.get("ru"),
+                                "label_en": c.labels.get("en"),
+                            }
+                        )
         for name, frame in (
             ("dim_items", pd.DataFrame(items)),
             ("dim_choices", pd.DataFrame(choices)),
@@ -754,7 +816,8 @@ class Store:
         """Append an entry to the audit log: UTC time, actor, action, object, outcome,
         chained to the previous entry (no respondent data ever goes in)."""
         last = self.con.execute(
-            "SELECT seq, hash FROM sys_audit ORDER BY seq DESC LIMIT 1").fetchall()  # fmt: skip
+            "SELECT seq, hash FROM sys_audit ORDER BY seq DESC LIMIT 1"
+        ).fetchall()
         seq, prev = (int(last[0][0]) + 1, last[0][1]) if last else (1, GENESIS)
         at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         digest = audit_hash(self.audit_key, seq, at, self.actor, action, obj, outcome, prev)
@@ -798,10 +861,14 @@ class Store:
 
     def mark_computed(self, touched: pd.DataFrame) -> None:
         _touched = touched[["instrument", "wave", "signature"]]  # noqa: F841 (replacement scan)
-        self.con.execute("DELETE FROM sys_indicator_state WHERE (instrument, wave) IN "
-                         "(SELECT (instrument, wave) FROM _touched)")  # fmt: skip
-        self.con.execute("INSERT INTO sys_indicator_state SELECT instrument, wave, signature, "
-                         "now() FROM _touched")  # fmt: skip
+        self.con.execute(
+            "DELETE FROM sys_indicator_state WHERE (instrument, wave) IN "
+            "(SELECT (instrument, wave) FROM _touched)"
+        )
+        self.con.execute(
+            "INSERT INTO sys_indicator_state SELECT instrument, wave, signature, "
+            "now() FROM _touched"
+        )
 
     def replace_rows(self, name: str, frame: pd.DataFrame | None, keys: pd.DataFrame) -> None:
         """Replace the rows of a declared table for the (instrument, wave) ``keys`` by
@@ -810,8 +877,7 @@ class Store:
         if not keys.empty:
             _keys = keys[list(table.replaced_by)].drop_duplicates()  # noqa: F841
             on = ", ".join(table.replaced_by)
-            self.con.execute(f"DELETE FROM {table.name} WHERE ({on}) IN "
-                             f"(SELECT ({on}) FROM _keys)")  # fmt: skip
+            self.con.execute(f"DELETE FROM {table.name} WHERE ({on}) IN (SELECT ({on}) FROM _keys)")
         if frame is None or frame.empty:
             return
         unknown = [c for c in frame.columns if c not in table.names]
@@ -821,8 +887,14 @@ class Store:
         cols = ", ".join(f'"{c}"' for c in frame.columns)
         self.con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _new")
 
-    def answer_counts(self, instrument: str, waves: list[str], rollup: pd.DataFrame,
-                      teacher: bool, university: str) -> pd.DataFrame:  # fmt: skip
+    def answer_counts(
+        self,
+        instrument: str,
+        waves: list[str],
+        rollup: pd.DataFrame,
+        teacher: bool,
+        university: str,
+    ) -> pd.DataFrame:
         """Valid answers (code >= 0) per wave × org level × unit × item × answer, rolled up
         the org tree (``rollup``: unit → programme, department, faculty) and, with
         ``teacher``, per teacher."""
@@ -842,8 +914,14 @@ class Store:
         )
         return frame
 
-    def respondent_counts(self, instrument: str, waves: list[str], rollup: pd.DataFrame,
-                          teacher: bool, university: str) -> pd.DataFrame:  # fmt: skip
+    def respondent_counts(
+        self,
+        instrument: str,
+        waves: list[str],
+        rollup: pd.DataFrame,
+        teacher: bool,
+        university: str,
+    ) -> pd.DataFrame:
         """Respondents (rows not excluded) per wave × org level × unit."""
         _lookup = rollup  # noqa: F841
         teacher_col = "f.teacher" if teacher else "NULL"
@@ -859,34 +937,49 @@ class Store:
             .to_pandas()
         )
 
-    def respondent_rows(self, instrument: str, wave: str, columns: list[str],
-                        rollup: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:  # fmt: skip
+    def respondent_rows(
+        self,
+        instrument: str,
+        wave: str,
+        columns: list[str],
+        rollup: pd.DataFrame,
+        extra: tuple[str, ...] = (),
+    ) -> pd.DataFrame:
         """One row per respondent of a wave (not excluded): response_id, programme, unit,
         department, faculty, the ``extra`` columns as stored (teacher, study_level), and
         ``columns`` as float64 with declared non-answers (negative codes) as NaN."""
         table = fact_table(instrument)
-        have = {r[0] for r in self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-        ).fetchall()}  # fmt: skip
+        have = {
+            r[0]
+            for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
         answers = [c for c in columns if c in have]
         cols = "".join(f', f."{c}"::DOUBLE AS "{c}"' for c in answers)
         extras = "".join(f', f."{c}"' if c in have else f', NULL AS "{c}"' for c in extra)
         _lookup = rollup  # noqa: F841
-        frame = self.con.sql(
-            f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
+        frame = (
+            self.con.sql(
+                f"""SELECT f.response_id, f.programme, f.unit, l.department, l.faculty{extras}{cols}
                 FROM {table} f LEFT JOIN _lookup l ON l.unit = coalesce(f.programme, f.unit)
                 WHERE f.wave = $wave AND NOT f.excluded""",
-            params={"wave": wave},
-        ).to_arrow_table().to_pandas()  # fmt: skip
+                params={"wave": wave},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
         if answers:  # declared non-answers (negative codes) are no answer: NaN
             block = frame[answers].to_numpy(dtype=float)
-            masked = pd.DataFrame(np.where(block >= 0, block, np.nan), index=frame.index,
-                                  columns=answers, copy=False)  # fmt: skip
+            masked = pd.DataFrame(
+                np.where(block >= 0, block, np.nan), index=frame.index, columns=answers, copy=False
+            )
             frame = pd.concat([frame.drop(columns=answers), masked], axis=1)
         return frame
 
-    def cell_answer_counts(self, instrument: str, wave: str, items: list[str],
-                           rollup: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    def cell_answer_counts(
+        self, instrument: str, wave: str, items: list[str], rollup: pd.DataFrame
+    ) -> pd.DataFrame:
         """Valid answers per programme × faculty × item × answer (post-stratification)."""
         _lookup = rollup  # noqa: F841
         return self.con.execute(
@@ -931,8 +1024,9 @@ def default_actor() -> str:
         return "unknown"
 
 
-def audit_hash(key: bytes | None, seq: int, at, actor: str, action: str, obj, outcome,
-               prev: str) -> str:  # fmt: skip
+def audit_hash(
+    key: bytes | None, seq: int, at, actor: str, action: str, obj, outcome, prev: str
+) -> str:
     """The chained hash of one audit entry: HMAC-SHA256 under a key derived from the
     pseudonymisation key (SHA-256 without one)."""
     import hashlib
@@ -955,10 +1049,20 @@ def verify_audit(log: pd.DataFrame, key: bytes | None) -> list[str]:
             problems.append(f"entry {expected} is missing or out of order (found {row.seq})")
             expected = row.seq
         if row.prev_hash != prev:
-            problems.append(f"entry {row.seq} does not follow the entry before it "
-                            "(one was deleted, inserted or moved)")  # fmt: skip
-        want = audit_hash(key, row.seq, pd.Timestamp(row.at_utc).to_pydatetime(), row.actor,
-                          row.action, _none(row.object), _none(row.outcome), row.prev_hash)  # fmt: skip
+            problems.append(
+                f"entry {row.seq} does not follow the entry before it "
+                "(one was deleted, inserted or moved)"
+            )
+        want = audit_hash(
+            key,
+            row.seq,
+            pd.Timestamp(row.at_utc).to_pydatetime(),
+            row.actor,
+            row.action,
+            _none(row.object),
+            _none(row.outcome),
+            row.prev_hash,
+        )
         if want != row.hash:
             problems.append(f"entry {row.seq} was changed after it was written")
         prev, expected = row.hash, expected + 1
@@ -973,9 +1077,12 @@ def _rollup_sql(source: str, cols: str, agg: str, teacher: bool) -> str:
     """SQL rolling rows with columns programme, department, faculty (and teacher) up to
     every org level: one result row per (``cols``, org_level, unit). The university's
     code is the query parameter ``$university``."""
-    levels = [("'university'", "$university", "TRUE"), ("'faculty'", "faculty", "faculty"),
-              ("'department'", "department", "department"),
-              ("'programme'", "programme", "programme")]  # fmt: skip
+    levels = [
+        ("'university'", "$university", "TRUE"),
+        ("'faculty'", "faculty", "faculty"),
+        ("'department'", "department", "department"),
+        ("'programme'", "programme", "programme"),
+    ]
     if teacher:
         levels.append(("'teacher'", "teacher", "teacher"))
     parts = [
@@ -1002,11 +1109,23 @@ def scale_codes(inst: Instrument) -> dict[str, list[int]]:
 
 
 #: The group columns of :func:`count_answers` and :meth:`Store.wide_counts`, in order.
-COUNT_GROUP = ("load_id", "instrument", "version", "wave", "programme", "unit", "study_level",
-               "teacher", "discipline")  # fmt: skip
+COUNT_GROUP = (
+    "load_id",
+    "instrument",
+    "version",
+    "wave",
+    "programme",
+    "unit",
+    "study_level",
+    "teacher",
+    "discipline",
+)
 #: Columns of the count group that come from a context role, when the questionnaire has it.
-_ROLE_KEYS = {"study_level": ContextRole.STUDY_LEVEL, "teacher": ContextRole.TEACHER,
-              "discipline": ContextRole.DISCIPLINE}  # fmt: skip
+_ROLE_KEYS = {
+    "study_level": ContextRole.STUDY_LEVEL,
+    "teacher": ContextRole.TEACHER,
+    "discipline": ContextRole.DISCIPLINE,
+}
 
 
 def count_answers(inst: Instrument, facts: pa.Table, constants: dict) -> pa.Table | None:
@@ -1021,9 +1140,12 @@ def count_answers(inst: Instrument, facts: pa.Table, constants: dict) -> pa.Tabl
     if not codes:
         return None
     n = facts.num_rows
-    keys = [c for c in ("programme", "unit", "study_level", "teacher", "discipline")
-            if c in facts.column_names
-            and (c in ("programme", "unit") or inst.has_context(_ROLE_KEYS[c]))]  # fmt: skip
+    keys = [
+        c
+        for c in ("programme", "unit", "study_level", "teacher", "discipline")
+        if c in facts.column_names
+        and (c in ("programme", "unit") or inst.has_context(_ROLE_KEYS[c]))
+    ]
     group = np.zeros(n, dtype=np.int64)
     for k in keys:  # mixed radix over each key's distinct values (missing = its own)
         column = facts.column(k)

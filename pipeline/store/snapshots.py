@@ -62,9 +62,12 @@ def publish(con: duckdb.DuckDBPyConnection, directory: Path, signature: str = ""
     name = f"snapshot-{stamp}-{os.getpid()}.duckdb"
     final = directory / name
     part = directory / (name + ".part")
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-    ).fetchall()}  # fmt: skip
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
     snap = duckdb.connect(str(part))
     try:
         meta = []
@@ -76,12 +79,14 @@ def publish(con: duckdb.DuckDBPyConnection, directory: Path, signature: str = ""
             rows, total = checksum(snap, table)
             meta.append((table, rows, total))
         snap.execute("""CREATE TABLE snapshot_meta (snapshot VARCHAR, published_at TIMESTAMP,
-                        signature VARCHAR, table_name VARCHAR, rows BIGINT, checksum VARCHAR)""")  # fmt: skip
+                        signature VARCHAR, table_name VARCHAR, rows BIGINT, checksum VARCHAR)""")
         snap.executemany(
             "INSERT INTO snapshot_meta VALUES (?, ?, ?, ?, ?, ?)",
-            [(name, datetime.now(UTC).replace(tzinfo=None), signature, t, r, c)
-             for t, r, c in meta],
-        )  # fmt: skip
+            [
+                (name, datetime.now(UTC).replace(tzinfo=None), signature, t, r, c)
+                for t, r, c in meta
+            ],
+        )
         snap.execute("CHECKPOINT")
     finally:
         snap.close()

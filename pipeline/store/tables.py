@@ -83,16 +83,25 @@ def S(name: str, type: str, meaning: str) -> Column:  # noqa: N802
 
 _INSTRUMENT = K("instrument", "VARCHAR", "questionnaire id (form_id)")
 _WAVE = K("wave", "VARCHAR", "academic year YYYY-YYYY")
-_ORG_LEVEL = K("org_level", "VARCHAR",
-               "level of the org tree: university, faculty, department, programme, teacher")  # fmt: skip
+_ORG_LEVEL = K(
+    "org_level",
+    "VARCHAR",
+    "level of the org tree: university, faculty, department, programme, teacher",
+)
 _UNIT = K("unit", "VARCHAR", "code of the unit (org_units.csv), or of the teacher")
 _ITEM = K("item", "VARCHAR", "item code")
 _CI_METHOD = L("ci_method", "VARCHAR", "interval method of the percentages")
 _CONFIDENCE = L("confidence", "DOUBLE", "confidence level of every interval")
-_INDICATIVE = L("indicative_only", "BOOLEAN",
-                "true when n or the response rate is below the reliability thresholds")  # fmt: skip
-_REASON = L("reliability_reason", "VARCHAR",
-            "why indicative: low_n, low_response_rate, headcount_below_respondents")  # fmt: skip
+_INDICATIVE = L(
+    "indicative_only",
+    "BOOLEAN",
+    "true when n or the response rate is below the reliability thresholds",
+)
+_REASON = L(
+    "reliability_reason",
+    "VARCHAR",
+    "why indicative: low_n, low_response_rate, headcount_below_respondents",
+)
 
 _TEST_COLUMNS = (
     L("test", "VARCHAR", "two_proportion_z (on % positive) or mann_whitney (all answers)"),
@@ -118,201 +127,426 @@ def _declare(t: Table) -> None:
     TABLES[t.name] = t
 
 
-_declare(Table(
-    "ind_items", "Satisfaction indicators per item and unit: distribution, mean, % positive.",
-    (_INSTRUMENT, L("version", "VARCHAR", "questionnaire version used in the wave"), _WAVE,
-     _ORG_LEVEL, _UNIT, _ITEM, L("dimension", "VARCHAR", "dimension of the item"),
-     L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
-     L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
-     L("scale_high", "TINYINT", "highest answer code"),
-     L("positive_from", "TINYINT", "smallest code counted as positive"),
-     L("negative_to", "TINYINT", "largest code counted as negative"),
-     S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
-     S("mean", "DOUBLE", "mean answer code"), S("sd", "DOUBLE", "standard deviation (n - 1)"),
-     S("se_mean", "DOUBLE", "standard error of the mean (with the FPC where applied)"),
-     S("mean_ci_low", "DOUBLE", "t interval of the mean"), S("mean_ci_high", "DOUBLE", ""),
-     S("median_interpolated", "DOUBLE", "grouped-data interpolated median"),
-     *_PCT_CODES,
-     S("x_positive", "BIGINT", "answers >= positive_from"),
-     S("x_negative", "BIGINT", "answers <= negative_to"),
-     S("pct_positive", "DOUBLE", "% positive"), S("pct_negative", "DOUBLE", "% negative"),
-     S("pct_positive_se", "DOUBLE", "standard error of % positive"),
-     S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
-     S("pct_positive_ci_high", "DOUBLE", ""),
-     L("headcount", "DOUBLE", "people the unit had (headcounts.csv), where declared"),
-     L("fpc", "BOOLEAN", "true when the interval is narrowed by the finite population "
-       "correction (assumes respondents are a random sample of the headcount)"),
-     S("respondents", "BIGINT", "respondents of the unit (whatever they answered)"),
-     S("response_rate", "DOUBLE", "respondents / headcount (0-1)"),
-     _INDICATIVE, _REASON, _CI_METHOD, _CONFIDENCE),
-    key=("instrument", "wave", "org_level", "unit", "item"), rule="units", n_columns=("n",),
-    slice_by=("instrument", "wave", "item"), cli_name="items",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_items",
+        "Satisfaction indicators per item and unit: distribution, mean, % positive.",
+        (
+            _INSTRUMENT,
+            L("version", "VARCHAR", "questionnaire version used in the wave"),
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            _ITEM,
+            L("dimension", "VARCHAR", "dimension of the item"),
+            L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
+            L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
+            L("scale_high", "TINYINT", "highest answer code"),
+            L("positive_from", "TINYINT", "smallest code counted as positive"),
+            L("negative_to", "TINYINT", "largest code counted as negative"),
+            S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
+            S("mean", "DOUBLE", "mean answer code"),
+            S("sd", "DOUBLE", "standard deviation (n - 1)"),
+            S("se_mean", "DOUBLE", "standard error of the mean (with the FPC where applied)"),
+            S("mean_ci_low", "DOUBLE", "t interval of the mean"),
+            S("mean_ci_high", "DOUBLE", ""),
+            S("median_interpolated", "DOUBLE", "grouped-data interpolated median"),
+            *_PCT_CODES,
+            S("x_positive", "BIGINT", "answers >= positive_from"),
+            S("x_negative", "BIGINT", "answers <= negative_to"),
+            S("pct_positive", "DOUBLE", "% positive"),
+            S("pct_negative", "DOUBLE", "% negative"),
+            S("pct_positive_se", "DOUBLE", "standard error of % positive"),
+            S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
+            S("pct_positive_ci_high", "DOUBLE", ""),
+            L("headcount", "DOUBLE", "people the unit had (headcounts.csv), where declared"),
+            L(
+                "fpc",
+                "BOOLEAN",
+                "true when the interval is narrowed by the finite population "
+                "correction (assumes respondents are a random sample of the headcount)",
+            ),
+            S("respondents", "BIGINT", "respondents of the unit (whatever they answered)"),
+            S("response_rate", "DOUBLE", "respondents / headcount (0-1)"),
+            _INDICATIVE,
+            _REASON,
+            _CI_METHOD,
+            _CONFIDENCE,
+        ),
+        key=("instrument", "wave", "org_level", "unit", "item"),
+        rule="units",
+        n_columns=("n",),
+        slice_by=("instrument", "wave", "item"),
+        cli_name="items",
+    )
+)
 
-_declare(Table(
-    "ind_dimensions", "Dimension scores (mean of a respondent's items) per unit.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT, K("dimension", "VARCHAR", "dimension code"),
-     L("scale_low", "TINYINT", "lowest answer code"), L("scale_high", "TINYINT", "highest"),
-     L("positive_from", "TINYINT", "a score at or above this is positive"),
-     S("n", "BIGINT", "respondents with a score (at least half the items answered)"),
-     S("mean", "DOUBLE", "mean score"), S("sd", "DOUBLE", "standard deviation"),
-     S("se_mean", "DOUBLE", "standard error"), S("mean_ci_low", "DOUBLE", "t interval"),
-     S("mean_ci_high", "DOUBLE", ""), S("x_positive", "BIGINT", "scores >= positive_from"),
-     S("pct_positive", "DOUBLE", "% of scores that are positive"),
-     S("pct_positive_ci_low", "DOUBLE", "interval of % positive"),
-     S("pct_positive_ci_high", "DOUBLE", ""), _CI_METHOD, _CONFIDENCE),
-    key=("instrument", "wave", "org_level", "unit", "dimension"), rule="units",
-    n_columns=("n",), slice_by=("instrument", "wave", "dimension"), cli_name="dimensions",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_dimensions",
+        "Dimension scores (mean of a respondent's items) per unit.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            K("dimension", "VARCHAR", "dimension code"),
+            L("scale_low", "TINYINT", "lowest answer code"),
+            L("scale_high", "TINYINT", "highest"),
+            L("positive_from", "TINYINT", "a score at or above this is positive"),
+            S("n", "BIGINT", "respondents with a score (at least half the items answered)"),
+            S("mean", "DOUBLE", "mean score"),
+            S("sd", "DOUBLE", "standard deviation"),
+            S("se_mean", "DOUBLE", "standard error"),
+            S("mean_ci_low", "DOUBLE", "t interval"),
+            S("mean_ci_high", "DOUBLE", ""),
+            S("x_positive", "BIGINT", "scores >= positive_from"),
+            S("pct_positive", "DOUBLE", "% of scores that are positive"),
+            S("pct_positive_ci_low", "DOUBLE", "interval of % positive"),
+            S("pct_positive_ci_high", "DOUBLE", ""),
+            _CI_METHOD,
+            _CONFIDENCE,
+        ),
+        key=("instrument", "wave", "org_level", "unit", "dimension"),
+        rule="units",
+        n_columns=("n",),
+        slice_by=("instrument", "wave", "dimension"),
+        cli_name="dimensions",
+    )
+)
 
-_declare(Table(
-    "ind_outcomes", "Outcome measures declared in the workbooks (employment rate, ...).",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT, K("measure", "VARCHAR", "measure code"),
-     L("statistic_kind", "VARCHAR", "share (a %), median or mean"),
-     S("n", "BIGINT", "answers in the base"), S("x", "DOUBLE", "successes (shares)"),
-     S("value", "DOUBLE", "the measure: % for shares"),
-     S("ci_low", "DOUBLE", "interval (ci_method for shares; order statistics for medians; t "
-       "for means)"), S("ci_high", "DOUBLE", ""), _CI_METHOD, _CONFIDENCE),
-    key=("instrument", "wave", "org_level", "unit", "measure"), rule="units",
-    n_columns=("n",), slice_by=("instrument", "wave", "measure"), cli_name="outcomes",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_outcomes",
+        "Outcome measures declared in the workbooks (employment rate, ...).",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            K("measure", "VARCHAR", "measure code"),
+            L("statistic_kind", "VARCHAR", "share (a %), median or mean"),
+            S("n", "BIGINT", "answers in the base"),
+            S("x", "DOUBLE", "successes (shares)"),
+            S("value", "DOUBLE", "the measure: % for shares"),
+            S(
+                "ci_low",
+                "DOUBLE",
+                "interval (ci_method for shares; order statistics for medians; t for means)",
+            ),
+            S("ci_high", "DOUBLE", ""),
+            _CI_METHOD,
+            _CONFIDENCE,
+        ),
+        key=("instrument", "wave", "org_level", "unit", "measure"),
+        rule="units",
+        n_columns=("n",),
+        slice_by=("instrument", "wave", "measure"),
+        cli_name="outcomes",
+    )
+)
 
-_declare(Table(
-    "ind_response", "Respondents and response rate per unit.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT,
-     S("respondents", "BIGINT", "respondents (rows not excluded as repeats)"),
-     L("headcount", "DOUBLE", "people the unit had (headcounts.csv)"),
-     S("response_rate", "DOUBLE", "respondents / headcount; empty when the headcount is "
-       "unknown or below the respondents"), _INDICATIVE, _REASON),
-    key=("instrument", "wave", "org_level", "unit"), rule="units", n_columns=("respondents",),
-    slice_by=("instrument", "wave"), cli_name="response",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_response",
+        "Respondents and response rate per unit.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            S("respondents", "BIGINT", "respondents (rows not excluded as repeats)"),
+            L("headcount", "DOUBLE", "people the unit had (headcounts.csv)"),
+            S(
+                "response_rate",
+                "DOUBLE",
+                "respondents / headcount; empty when the headcount is "
+                "unknown or below the respondents",
+            ),
+            _INDICATIVE,
+            _REASON,
+        ),
+        key=("instrument", "wave", "org_level", "unit"),
+        rule="units",
+        n_columns=("respondents",),
+        slice_by=("instrument", "wave"),
+        cli_name="response",
+    )
+)
 
-_declare(Table(
-    "ind_reliability", "Cronbach's alpha of each dimension and of all items (listwise).",
-    (_INSTRUMENT, _WAVE, K("scale", "VARCHAR", "dimension code, or all_items"),
-     L("k", "BIGINT", "items"), S("n", "BIGINT", "respondents who answered every item"),
-     S("alpha", "DOUBLE", "Cronbach's alpha"), S("low_alpha", "BOOLEAN", "alpha < 0.7")),
-    key=("instrument", "wave", "scale"), rule="comparison", n_columns=("n",), unit_columns=(),
-    cli_name="reliability",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_reliability",
+        "Cronbach's alpha of each dimension and of all items (listwise).",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            K("scale", "VARCHAR", "dimension code, or all_items"),
+            L("k", "BIGINT", "items"),
+            S("n", "BIGINT", "respondents who answered every item"),
+            S("alpha", "DOUBLE", "Cronbach's alpha"),
+            S("low_alpha", "BOOLEAN", "alpha < 0.7"),
+        ),
+        key=("instrument", "wave", "scale"),
+        rule="comparison",
+        n_columns=("n",),
+        unit_columns=(),
+        cli_name="reliability",
+    )
+)
 
-_declare(Table(
-    "ind_item_total", "Item statistics of each scale: alpha if deleted, item-total r.",
-    (_INSTRUMENT, _WAVE, _ITEM, K("scale", "VARCHAR", "dimension code, or all_items"),
-     L("reversed", "BOOLEAN", "reverse-coded"), S("n", "BIGINT", "respondents (listwise)"),
-     S("alpha_if_deleted", "DOUBLE", "alpha of the other items"),
-     S("item_total_corr", "DOUBLE", "corrected item-total correlation")),
-    key=("instrument", "wave", "scale", "item"), rule="comparison", n_columns=("n",),
-    unit_columns=(), cli_name="item_total",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_item_total",
+        "Item statistics of each scale: alpha if deleted, item-total r.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ITEM,
+            K("scale", "VARCHAR", "dimension code, or all_items"),
+            L("reversed", "BOOLEAN", "reverse-coded"),
+            S("n", "BIGINT", "respondents (listwise)"),
+            S("alpha_if_deleted", "DOUBLE", "alpha of the other items"),
+            S("item_total_corr", "DOUBLE", "corrected item-total correlation"),
+        ),
+        key=("instrument", "wave", "scale", "item"),
+        rule="comparison",
+        n_columns=("n",),
+        unit_columns=(),
+        cli_name="item_total",
+    )
+)
 
-_declare(Table(
-    "ind_drivers", "Key drivers of overall satisfaction (dimension scores, Shapley R2).",
-    (_INSTRUMENT, _WAVE, K("outcome", "VARCHAR", "the overall item"),
-     K("predictor", "VARCHAR", "dimension"), S("n", "BIGINT", "respondents (listwise)"),
-     S("r2", "DOUBLE", "R2 of the full model"), S("importance", "DOUBLE", "Shapley share of R2"),
-     S("share", "DOUBLE", "importance / r2"), S("rank", "BIGINT", "1 = strongest driver"),
-     S("correlation", "DOUBLE", "Pearson r with the outcome"),
-     S("std_coef", "DOUBLE", "standardised coefficient"),
-     S("predictor_mean", "DOUBLE", "mean dimension score")),
-    key=("instrument", "wave", "outcome", "predictor"), rule="comparison", n_columns=("n",),
-    unit_columns=(), cli_name="drivers",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_drivers",
+        "Key drivers of overall satisfaction (dimension scores, Shapley R2).",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            K("outcome", "VARCHAR", "the overall item"),
+            K("predictor", "VARCHAR", "dimension"),
+            S("n", "BIGINT", "respondents (listwise)"),
+            S("r2", "DOUBLE", "R2 of the full model"),
+            S("importance", "DOUBLE", "Shapley share of R2"),
+            S("share", "DOUBLE", "importance / r2"),
+            S("rank", "BIGINT", "1 = strongest driver"),
+            S("correlation", "DOUBLE", "Pearson r with the outcome"),
+            S("std_coef", "DOUBLE", "standardised coefficient"),
+            S("predictor_mean", "DOUBLE", "mean dimension score"),
+        ),
+        key=("instrument", "wave", "outcome", "predictor"),
+        rule="comparison",
+        n_columns=("n",),
+        unit_columns=(),
+        cli_name="drivers",
+    )
+)
 
-_declare(Table(
-    "ind_weighted", "University estimates post-stratified to the headcounts (R survey).",
-    (_INSTRUMENT, _WAVE, _ITEM, K("design", "VARCHAR", "equal_prob, weighted, poststratified"),
-     K("estimate", "VARCHAR", "mean or pct_positive"), K("method", "VARCHAR", "interval method"),
-     L("cells", "VARCHAR", "post-stratification cells"),
-     S("n_respondents", "BIGINT", "respondents in the design"),
-     S("n", "BIGINT", "answers to the item"), L("population", "DOUBLE", "headcount covered"),
-     S("value", "DOUBLE", "estimate (percent for pct_positive)"), S("se", "DOUBLE", "design SE"),
-     S("ci_low", "DOUBLE", "interval"), S("ci_high", "DOUBLE", ""),
-     S("df", "DOUBLE", "degrees of freedom of the interval")),
-    key=("instrument", "wave", "item", "design", "estimate", "method"), rule="comparison",
-    n_columns=("n",), unit_columns=(), cli_name="weighted",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_weighted",
+        "University estimates post-stratified to the headcounts (R survey).",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ITEM,
+            K("design", "VARCHAR", "equal_prob, weighted, poststratified"),
+            K("estimate", "VARCHAR", "mean or pct_positive"),
+            K("method", "VARCHAR", "interval method"),
+            L("cells", "VARCHAR", "post-stratification cells"),
+            S("n_respondents", "BIGINT", "respondents in the design"),
+            S("n", "BIGINT", "answers to the item"),
+            L("population", "DOUBLE", "headcount covered"),
+            S("value", "DOUBLE", "estimate (percent for pct_positive)"),
+            S("se", "DOUBLE", "design SE"),
+            S("ci_low", "DOUBLE", "interval"),
+            S("ci_high", "DOUBLE", ""),
+            S("df", "DOUBLE", "degrees of freedom of the interval"),
+        ),
+        key=("instrument", "wave", "item", "design", "estimate", "method"),
+        rule="comparison",
+        n_columns=("n",),
+        unit_columns=(),
+        cli_name="weighted",
+    )
+)
 
-_declare(Table(
-    "ind_changes", "Changes between consecutive waves per unit and item.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT, _ITEM,
-     K("wave_from", "VARCHAR", "earlier wave"), K("wave_to", "VARCHAR", "later wave"),
-     *_TEST_COLUMNS[:1],
-     S("n_from", "BIGINT", "answers in wave_from"), S("n_to", "BIGINT", "answers in wave_to"),
-     S("x_from", "BIGINT", "positive answers"), S("x_to", "BIGINT", ""),
-     S("share_from", "DOUBLE", "share positive (0-1)"), S("share_to", "DOUBLE", ""),
-     S("mean_from", "DOUBLE", "mean answer"), S("mean_to", "DOUBLE", ""),
-     S("estimate", "DOUBLE", "share difference (to - from), or mean difference"),
-     L("estimate_kind", "VARCHAR", "share_difference or mean_difference"),
-     S("se", "DOUBLE", "standard error of the estimate"), S("ci_low", "DOUBLE", "interval"),
-     S("ci_high", "DOUBLE", ""), *_TEST_COLUMNS[1:]),
-    key=("instrument", "wave", "org_level", "unit", "item", "test"), rule="comparison",
-    n_columns=("n_from", "n_to"), cli_name="changes",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_changes",
+        "Changes between consecutive waves per unit and item.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            _ITEM,
+            K("wave_from", "VARCHAR", "earlier wave"),
+            K("wave_to", "VARCHAR", "later wave"),
+            *_TEST_COLUMNS[:1],
+            S("n_from", "BIGINT", "answers in wave_from"),
+            S("n_to", "BIGINT", "answers in wave_to"),
+            S("x_from", "BIGINT", "positive answers"),
+            S("x_to", "BIGINT", ""),
+            S("share_from", "DOUBLE", "share positive (0-1)"),
+            S("share_to", "DOUBLE", ""),
+            S("mean_from", "DOUBLE", "mean answer"),
+            S("mean_to", "DOUBLE", ""),
+            S("estimate", "DOUBLE", "share difference (to - from), or mean difference"),
+            L("estimate_kind", "VARCHAR", "share_difference or mean_difference"),
+            S("se", "DOUBLE", "standard error of the estimate"),
+            S("ci_low", "DOUBLE", "interval"),
+            S("ci_high", "DOUBLE", ""),
+            *_TEST_COLUMNS[1:],
+        ),
+        key=("instrument", "wave", "org_level", "unit", "item", "test"),
+        rule="comparison",
+        n_columns=("n_from", "n_to"),
+        cli_name="changes",
+    )
+)
 
-_declare(Table(
-    "ind_benchmark", "Each unit against the rest of the university, per item.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT, _ITEM, *_TEST_COLUMNS[:1],
-     S("n_unit", "BIGINT", "answers in the unit"), S("n_rest", "BIGINT", "in the rest"),
-     S("x_unit", "BIGINT", "positive answers"), S("x_rest", "BIGINT", ""),
-     S("share_unit", "DOUBLE", "share positive (0-1)"), S("share_rest", "DOUBLE", ""),
-     S("mean_unit", "DOUBLE", "mean answer"), S("mean_rest", "DOUBLE", ""),
-     S("estimate", "DOUBLE", "unit - rest"), L("estimate_kind", "VARCHAR", ""),
-     S("se", "DOUBLE", "standard error"), S("ci_low", "DOUBLE", "interval"),
-     S("ci_high", "DOUBLE", ""), *_TEST_COLUMNS[1:]),
-    key=("instrument", "wave", "org_level", "unit", "item", "test"), rule="comparison",
-    n_columns=("n_unit", "n_rest"), cli_name="benchmark",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_benchmark",
+        "Each unit against the rest of the university, per item.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            _ITEM,
+            *_TEST_COLUMNS[:1],
+            S("n_unit", "BIGINT", "answers in the unit"),
+            S("n_rest", "BIGINT", "in the rest"),
+            S("x_unit", "BIGINT", "positive answers"),
+            S("x_rest", "BIGINT", ""),
+            S("share_unit", "DOUBLE", "share positive (0-1)"),
+            S("share_rest", "DOUBLE", ""),
+            S("mean_unit", "DOUBLE", "mean answer"),
+            S("mean_rest", "DOUBLE", ""),
+            S("estimate", "DOUBLE", "unit - rest"),
+            L("estimate_kind", "VARCHAR", ""),
+            S("se", "DOUBLE", "standard error"),
+            S("ci_low", "DOUBLE", "interval"),
+            S("ci_high", "DOUBLE", ""),
+            *_TEST_COLUMNS[1:],
+        ),
+        key=("instrument", "wave", "org_level", "unit", "item", "test"),
+        rule="comparison",
+        n_columns=("n_unit", "n_rest"),
+        cli_name="benchmark",
+    )
+)
 
-_declare(Table(
-    "ind_kruskal", "Kruskal-Wallis test across the units of one org level, per item.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _ITEM, *_TEST_COLUMNS[:1],
-     S("n", "BIGINT", "answers"), S("n_groups", "BIGINT", "units compared"),
-     S("statistic", "DOUBLE", "H with the tie correction"), S("df", "DOUBLE", "groups - 1"),
-     *_TEST_COLUMNS[3:]),
-    key=("instrument", "wave", "org_level", "item"), rule="comparison", n_columns=("n",),
-    unit_columns=(), cli_name="kruskal",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_kruskal",
+        "Kruskal-Wallis test across the units of one org level, per item.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _ITEM,
+            *_TEST_COLUMNS[:1],
+            S("n", "BIGINT", "answers"),
+            S("n_groups", "BIGINT", "units compared"),
+            S("statistic", "DOUBLE", "H with the tie correction"),
+            S("df", "DOUBLE", "groups - 1"),
+            *_TEST_COLUMNS[3:],
+        ),
+        key=("instrument", "wave", "org_level", "item"),
+        rule="comparison",
+        n_columns=("n",),
+        unit_columns=(),
+        cli_name="kruskal",
+    )
+)
 
-_declare(Table(
-    "ind_dunn", "Dunn's pairwise tests, where the Kruskal-Wallis test of the item, wave "
-    "and level found a difference (its p_adjusted below alpha), at levels of at most 30 "
-    "units (ind_unavailable names the others).",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _ITEM, K("group_a", "VARCHAR", "first unit"),
-     K("group_b", "VARCHAR", "second unit"), *_TEST_COLUMNS[:1],
-     S("n_a", "BIGINT", "answers in group_a"), S("n_b", "BIGINT", "in group_b"),
-     S("mean_rank_a", "DOUBLE", "mean rank"), S("mean_rank_b", "DOUBLE", ""),
-     *_TEST_COLUMNS[1:]),
-    key=("instrument", "wave", "org_level", "item", "group_a", "group_b"), rule="comparison",
-    n_columns=("n_a", "n_b"), unit_columns=("group_a", "group_b"), cli_name="dunn",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_dunn",
+        "Dunn's pairwise tests, where the Kruskal-Wallis test of the item, wave "
+        "and level found a difference (its p_adjusted below alpha), at levels of at most 30 "
+        "units (ind_unavailable names the others).",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _ITEM,
+            K("group_a", "VARCHAR", "first unit"),
+            K("group_b", "VARCHAR", "second unit"),
+            *_TEST_COLUMNS[:1],
+            S("n_a", "BIGINT", "answers in group_a"),
+            S("n_b", "BIGINT", "in group_b"),
+            S("mean_rank_a", "DOUBLE", "mean rank"),
+            S("mean_rank_b", "DOUBLE", ""),
+            *_TEST_COLUMNS[1:],
+        ),
+        key=("instrument", "wave", "org_level", "item", "group_a", "group_b"),
+        rule="comparison",
+        n_columns=("n_a", "n_b"),
+        unit_columns=("group_a", "group_b"),
+        cli_name="dunn",
+    )
+)
 
-_declare(Table(
-    "ind_trends", "Logistic trend of % positive over all waves (>= 3) per unit and item.",
-    (_INSTRUMENT, _WAVE, _ORG_LEVEL, _UNIT, _ITEM, *_TEST_COLUMNS[:1],
-     K("term", "VARCHAR", "intercept or slope (per wave)"),
-     S("n", "BIGINT", "answers over all waves"), S("n_positive", "BIGINT", "positive answers"),
-     L("n_waves", "BIGINT", "waves"), S("estimate", "DOUBLE", "coefficient (log-odds)"),
-     S("se", "DOUBLE", "standard error"), S("ci_low", "DOUBLE", "interval"),
-     S("ci_high", "DOUBLE", ""), S("statistic", "DOUBLE", "Wald z"),
-     S("p_value", "DOUBLE", "p-value"), L("family", "VARCHAR", ""),
-     L("family_size", "BIGINT", ""), L("adjust_method", "VARCHAR", ""),
-     S("p_adjusted", "DOUBLE", "adjusted p"), S("odds_ratio", "DOUBLE", "exp(estimate)"),
-     S("odds_ratio_ci_low", "DOUBLE", ""), S("odds_ratio_ci_high", "DOUBLE", ""),
-     S("effect_size", "DOUBLE", "slope"), L("effect_size_kind", "VARCHAR", ""),
-     L("converged", "BOOLEAN", "the fit converged")),
-    key=("instrument", "wave", "org_level", "unit", "item", "term"), rule="comparison",
-    n_columns=("n",), cli_name="trends",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_trends",
+        "Logistic trend of % positive over all waves (>= 3) per unit and item.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            _ORG_LEVEL,
+            _UNIT,
+            _ITEM,
+            *_TEST_COLUMNS[:1],
+            K("term", "VARCHAR", "intercept or slope (per wave)"),
+            S("n", "BIGINT", "answers over all waves"),
+            S("n_positive", "BIGINT", "positive answers"),
+            L("n_waves", "BIGINT", "waves"),
+            S("estimate", "DOUBLE", "coefficient (log-odds)"),
+            S("se", "DOUBLE", "standard error"),
+            S("ci_low", "DOUBLE", "interval"),
+            S("ci_high", "DOUBLE", ""),
+            S("statistic", "DOUBLE", "Wald z"),
+            S("p_value", "DOUBLE", "p-value"),
+            L("family", "VARCHAR", ""),
+            L("family_size", "BIGINT", ""),
+            L("adjust_method", "VARCHAR", ""),
+            S("p_adjusted", "DOUBLE", "adjusted p"),
+            S("odds_ratio", "DOUBLE", "exp(estimate)"),
+            S("odds_ratio_ci_low", "DOUBLE", ""),
+            S("odds_ratio_ci_high", "DOUBLE", ""),
+            S("effect_size", "DOUBLE", "slope"),
+            L("effect_size_kind", "VARCHAR", ""),
+            L("converged", "BOOLEAN", "the fit converged"),
+        ),
+        key=("instrument", "wave", "org_level", "unit", "item", "term"),
+        rule="comparison",
+        n_columns=("n",),
+        cli_name="trends",
+    )
+)
 
-_declare(Table(
-    "ind_unavailable", "Indicators that could not be computed, and why.",
-    (_INSTRUMENT, _WAVE, K("table_name", "VARCHAR", "the table left empty"),
-     L("reason", "VARCHAR", "why (e.g. the file has no respondent id)")),
-    key=("instrument", "wave", "table_name"), rule="none", unit_columns=(),
-    cli_name="unavailable",
-))  # fmt: skip
+_declare(
+    Table(
+        "ind_unavailable",
+        "Indicators that could not be computed, and why.",
+        (
+            _INSTRUMENT,
+            _WAVE,
+            K("table_name", "VARCHAR", "the table left empty"),
+            L("reason", "VARCHAR", "why (e.g. the file has no respondent id)"),
+        ),
+        key=("instrument", "wave", "table_name"),
+        rule="none",
+        unit_columns=(),
+        cli_name="unavailable",
+    )
+)
 
 #: Indicator tables by the name ``sapat indicators --table`` knows them.
 BY_CLI_NAME = {t.cli_name: t for t in TABLES.values() if t.cli_name}

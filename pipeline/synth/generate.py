@@ -48,13 +48,19 @@ WINDOWS = {
     "staff": (5, 1, 25),
 }
 MEDIAN_SECONDS = {
-    "student_experience": 480, "teaching_evaluation": 210, "graduate": 300,
-    "employer": 360, "staff": 330,
-}  # fmt: skip
+    "student_experience": 480,
+    "teaching_evaluation": 210,
+    "graduate": 300,
+    "employer": 360,
+    "staff": 330,
+}
 POPULATION = {
-    "student_experience": "students", "teaching_evaluation": "students",
-    "graduate": "graduates", "employer": "employers", "staff": "staff",
-}  # fmt: skip
+    "student_experience": "students",
+    "teaching_evaluation": "students",
+    "graduate": "graduates",
+    "employer": "employers",
+    "staff": "staff",
+}
 #: Planted effects, in % positive points and latent offsets.
 PLANTED_CHANGE_POINTS = 15.0
 UNIT_OFFSET = 0.6
@@ -64,8 +70,20 @@ NA_RATE = 0.04
 DORM_NONRESIDENT = 0.55
 COMMENT_RATE = 0.15
 
-FIRST_NAMES = ["aibek", "nurlan", "aizada", "gulnara", "bakyt", "cholpon", "elnura", "azamat",
-               "meerim", "timur", "aidana", "kanybek"]  # fmt: skip
+FIRST_NAMES = [
+    "aibek",
+    "nurlan",
+    "aizada",
+    "gulnara",
+    "bakyt",
+    "cholpon",
+    "elnura",
+    "azamat",
+    "meerim",
+    "timur",
+    "aidana",
+    "kanybek",
+]
 DOMAINS = ["gmail.com", "mail.ru", "bsu.kg"]
 
 
@@ -135,16 +153,19 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
                     "latent_offset": off,
                     "direction": "higher" if off > 0 else "lower",
                     "applies_to": "every item, every wave",
-                }  # fmt: skip
+                }
             )
     if len(waves) >= 2:
         se_versions = [catalog.for_wave("student_experience", w) for w in waves]
         common = [
-            f for f in se_versions[-1].items
-            if all(v.has(f.code) for v in se_versions[-2:]) and f.dimension != "overall"
-            and catalog.comparable("student_experience", f.code, se_versions[-2].version,
-                                   se_versions[-1].version)
-        ]  # fmt: skip
+            f
+            for f in se_versions[-1].items
+            if all(v.has(f.code) for v in se_versions[-2:])
+            and f.dimension != "overall"
+            and catalog.comparable(
+                "student_experience", f.code, se_versions[-2].version, se_versions[-1].version
+            )
+        ]
         by_dim: dict[str, list] = {}
         for f in common:
             by_dim.setdefault(f.dimension, []).append(f)
@@ -156,8 +177,13 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
         wave_from, wave_to = waves[-2], waves[-1]
         for unit, f, sign in picks:
             latest = se_versions[-1]
-            p = item_params(seed, f.code, f.reverse, dimension_loading(len(latest.items)),
-                            len(latest.dimension_items()[f.dimension]))  # fmt: skip
+            p = item_params(
+                seed,
+                f.code,
+                f.reverse,
+                dimension_loading(len(latest.items)),
+                len(latest.dimension_items()[f.dimension]),
+            )
             mu = plan.faculty_offset.get(unit, 0.0)
             before = p.pct_positive(mu)
             target = before + sign * PLANTED_CHANGE_POINTS / 100
@@ -175,7 +201,7 @@ def build_plan(reg: OrgRegistry, catalog: Catalog, waves: list[str], seed: int) 
                     "expected_pct_positive_from": round(100 * before, 3),
                     "expected_pct_positive_to": round(100 * p.pct_positive(mu, shift), 3),
                     "latent_shift": shift,
-                }  # fmt: skip
+                }
             )
     teachers = sorted(reg.disciplines["teacher_code"].unique())
     chosen = rng.choice(teachers, size=min(len(TEACHER_OFFSETS), len(teachers)), replace=False)
@@ -204,8 +230,9 @@ class Generator:
         self.items = self.inst.items
         general = dimension_loading(len(self.items))
         sizes = {d: len(items) for d, items in self.inst.dimension_items().items()}
-        self.params = [item_params(seed, f.code, f.reverse, general, sizes[f.dimension])
-                       for f in self.items]  # fmt: skip
+        self.params = [
+            item_params(seed, f.code, f.reverse, general, sizes[f.dimension]) for f in self.items
+        ]
         self.dims = sorted({f.dimension for f in self.items})
         self.programmes = reg.programmes.set_index("code")
         self.disciplines = reg.disciplines
@@ -275,9 +302,9 @@ class Generator:
         frame["_lang"] = rng.choice(["ky", "ru"], size=n, p=[0.65, 0.35])
         names = rng.choice(FIRST_NAMES, n)
         frame["_email"] = [
-            f"{nm}.{k}@{DOMAINS[k % 3]}" for nm, k in zip(names, rng.integers(10, 99999, n),
-                                                            strict=True)
-        ]  # fmt: skip
+            f"{nm}.{k}@{DOMAINS[k % 3]}"
+            for nm, k in zip(names, rng.integers(10, 99999, n), strict=True)
+        ]
         frame["_seed"] = rng.integers(1, 2**62, n)
         frame["_fault"] = ""
         frame["_fault_item"] = ""
@@ -305,8 +332,9 @@ class Generator:
             levels = units["level"].replace("", "bachelor").to_numpy()
             return pd.array([scale.by_name(lv).code for lv in levels], dtype="Int8")
         if key == "year_of_study":
-            top = np.where(units["level"] == "master", 2,
-                           np.where(units["level"] == "vocational", 3, 4))  # fmt: skip
+            top = np.where(
+                units["level"] == "master", 2, np.where(units["level"] == "vocational", 3, 4)
+            )
             years = 1 + (rng.random(n) * top).astype(int)
             valid = {c.name: c.code for c in scale.valid_choices}
             return pd.array([valid.get(str(y), valid[min(valid)]) for y in years], dtype="Int8")
@@ -322,8 +350,9 @@ class Generator:
         rng = self.rng
         by_prog = {p: g for p, g in self.disciplines.groupby("programme_code")}
         rep, teachers, codes = [], [], []
-        for i, (prog, k) in enumerate(zip(units["unit"], rng.integers(2, 5, len(frame)),
-                                          strict=True)):  # fmt: skip
+        for i, (prog, k) in enumerate(
+            zip(units["unit"], rng.integers(2, 5, len(frame)), strict=True)
+        ):
             g = by_prog.get(prog)
             if g is None or g.empty:
                 rep.append(i)
@@ -349,11 +378,21 @@ class Generator:
         if f.code == "gr_emp_status":
             p_emp = units["faculty"].map(self.plan.employment).fillna(0.75).to_numpy()
             u = rng.random(n)
-            names = np.where(u < p_emp * 0.85, "employed",
-                     np.where(u < p_emp, "self_employed",
-                     np.where(u < p_emp + (1 - p_emp) * 0.35, "further_study",
-                     np.where(u < p_emp + (1 - p_emp) * 0.8, "unemployed_seeking",
-                              "not_seeking"))))  # fmt: skip
+            names = np.where(
+                u < p_emp * 0.85,
+                "employed",
+                np.where(
+                    u < p_emp,
+                    "self_employed",
+                    np.where(
+                        u < p_emp + (1 - p_emp) * 0.35,
+                        "further_study",
+                        np.where(
+                            u < p_emp + (1 - p_emp) * 0.8, "unemployed_seeking", "not_seeking"
+                        ),
+                    ),
+                ),
+            )
             return pd.array([scale.by_name(x).code for x in names], dtype="Int8")
         if f.code == "gr_months_to_job":
             status = frame.get("gr_emp_status")
@@ -442,12 +481,18 @@ def _sinks(out: Path, inst: Instrument, wave: str, dialect: str, lookups: Lookup
                 inst,
                 lookups,
                 with_email=True,
-            )  # fmt: skip
+            )
             for lang in ("ky", "ru")
         }
     lang = "ru" if dialect in ("ms_forms", "plain_cp1251") else "ky"
-    sink = Sink(folder / f"{inst.id}__{dialect}.{ext}", dialect, lang, inst, lookups,
-                with_email=dialect == "ms_forms")  # fmt: skip
+    sink = Sink(
+        folder / f"{inst.id}__{dialect}.{ext}",
+        dialect,
+        lang,
+        inst,
+        lookups,
+        with_email=dialect == "ms_forms",
+    )
     return {"ky": sink, "ru": sink}
 
 
@@ -479,13 +524,20 @@ def synthesize(
     lookups = Lookups(names)
     truth: dict = {
         "generated_by": f"sapat {__version__}",
-        "seed": seed, "scale": scale, "waves": waves, "files": [], "faults": [],
-        "planted_changes": plan.changes, "unit_differences": plan.differences,
-        "teacher_effects": [{"teacher": t, "latent_offset": o} for t, o in
-                            plan.teacher_offset.items()],
-        "employment_rates": plan.employment, "response_rates": plan.rates,
+        "seed": seed,
+        "scale": scale,
+        "waves": waves,
+        "files": [],
+        "faults": [],
+        "planted_changes": plan.changes,
+        "unit_differences": plan.differences,
+        "teacher_effects": [
+            {"teacher": t, "latent_offset": o} for t, o in plan.teacher_offset.items()
+        ],
+        "employment_rates": plan.employment,
+        "response_rates": plan.rates,
         "null": "Every unit x item x wave not listed above has no planted change or difference.",
-    }  # fmt: skip
+    }
     for instrument in instruments or list(FORMAT_PLAN):
         for wi, wave in enumerate(waves):
             gen = Generator(reg, catalog, plan, seed, instrument, waves, wi, scale)
@@ -498,12 +550,18 @@ def synthesize(
             try:
                 for k, (frame, respondents) in enumerate(gen.chunks()):
                     if k == 0:
-                        frame = plant_faults(frame, gen.inst, fault_rng,
-                                             with_speeders=fmt in ("ms_forms", "kobo",
-                                                                   "limesurvey"))  # fmt: skip
+                        frame = plant_faults(
+                            frame,
+                            gen.inst,
+                            fault_rng,
+                            with_speeders=fmt in ("ms_forms", "kobo", "limesurvey"),
+                        )
                     for lang in ("ky", "ru"):
-                        part = frame[frame["_lang"] == lang] if sinks["ky"] is not sinks["ru"] \
-                            else (frame if lang == "ky" else frame.iloc[0:0])  # fmt: skip
+                        part = (
+                            frame[frame["_lang"] == lang]
+                            if sinks["ky"] is not sinks["ru"]
+                            else (frame if lang == "ky" else frame.iloc[0:0])
+                        )
                         sinks[lang].write(part)
                     done += respondents
                     if progress:
@@ -524,11 +582,15 @@ def synthesize(
                         "delimiter": s.delimiter,
                         "header_rows": s.header_rows,
                         "rows": s.rows,
-                    }  # fmt: skip
+                    }
                 )
                 for flt in s.faults:
-                    truth["faults"].append({"file": str(s.path.relative_to(out)), **{
-                        k: v for k, v in flt.items() if k != "file"}})  # fmt: skip
+                    truth["faults"].append(
+                        {
+                            "file": str(s.path.relative_to(out)),
+                            **{k: v for k, v in flt.items() if k != "file"},
+                        }
+                    )
                 if fmt in ("google_forms", "ms_forms") and s.with_email:
                     truth["faults"].append(
                         {
@@ -537,7 +599,7 @@ def synthesize(
                             "kind": "email_column",
                             "column": s.columns()[1] if fmt == "google_forms" else "Email",
                             "detail": "respondents' e-mail addresses",
-                        }  # fmt: skip
+                        }
                     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2), "utf-8")

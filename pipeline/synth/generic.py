@@ -59,8 +59,13 @@ INTERCEPT_RANGE = (0.1, 0.4)
 COUNT_MEAN = 3.0
 #: Share of respondents writing a comment, and what they write.
 COMMENT_RATE = 0.05
-COMMENTS = ("Thank you.", "No comment.", "More practical classes, please.",
-            "Everything was fine.", "The schedule changes too often.")  # fmt: skip
+COMMENTS = (
+    "Thank you.",
+    "No comment.",
+    "More practical classes, please.",
+    "Everything was fine.",
+    "The schedule changes too often.",
+)
 #: Column of ``truth`` holding each row's unit.
 UNIT_COLUMN = "unit"
 
@@ -148,8 +153,12 @@ def synthesize_instrument(
         raise ValueError(f"n must be >= 0, not {n}")
     if not units:
         raise ValueError("give at least one unit code")
-    shares = {"straight_share": straight_share, "identical_share": identical_share,
-              "missing_rate": missing_rate, "non_answer_rate": non_answer_rate}  # fmt: skip
+    shares = {
+        "straight_share": straight_share,
+        "identical_share": identical_share,
+        "missing_rate": missing_rate,
+        "non_answer_rate": non_answer_rate,
+    }
     for name, share in shares.items():
         _check_share(name, share)
     offsets = dict(unit_offsets or {})

@@ -139,13 +139,30 @@ class Sink:
         if d == "ms_forms":
             return ["ID", "Start time", "Completion time", "Email", "Name"] + fields
         if d == "kobo":
-            return ["start", "end"] + fields + [
-                "_id", "_uuid", "_submission_time", "_validation_status", "_status",
-                "_submitted_by", "__version__", "_index",
-            ]  # fmt: skip
+            return (
+                ["start", "end"]
+                + fields
+                + [
+                    "_id",
+                    "_uuid",
+                    "_submission_time",
+                    "_validation_status",
+                    "_status",
+                    "_submitted_by",
+                    "__version__",
+                    "_index",
+                ]
+            )
         if d == "limesurvey":
-            return ["id", "submitdate", "lastpage", "startlanguage", "seed", "startdate",
-                    "datestamp"] + fields  # fmt: skip
+            return [
+                "id",
+                "submitdate",
+                "lastpage",
+                "startlanguage",
+                "seed",
+                "startdate",
+                "datestamp",
+            ] + fields
         return ["Дата"] + fields
 
     def open(self) -> None:
@@ -283,7 +300,7 @@ class Sink:
                         "row": int(first_row + i),
                         "kind": kind,
                         **_fault_detail(kind, frame.iloc[i], self),
-                    }  # fmt: skip
+                    }
                 )
         if EXTENSIONS[d] == "csv":
             buf = io.StringIO()
@@ -308,8 +325,11 @@ def _fault_detail(kind: str, row: pd.Series, sink: Sink) -> dict:
     if kind == "out_of_range":
         code = row["_fault_item"]
         f = sink.inst.field(code)
-        return {"column": _header(f, sink.lang, sink.dialect), "item": code,
-                "detail": "answer outside the scale"}  # fmt: skip
+        return {
+            "column": _header(f, sink.lang, sink.dialect),
+            "item": code,
+            "detail": "answer outside the scale",
+        }
     if kind == "unknown_programme":
         f = next(f for f in sink.inst.context_fields if f.context == "programme")
         return {
