@@ -424,8 +424,10 @@ def test_strict_rejects_the_whole_file(tmp_path, key):
         assert r.errors[0]["row"] is not None and r.errors[0]["column"]
         assert store.loads().empty
         assert store.con.execute("SELECT count(*) FROM qa_quarantine").fetchone()[0] == 0
+        assert not [p for p in store.raw_dir.rglob("*") if p.is_file()]  # no copy kept
         lenient = ingest_file(path, store, CAT, REG, key=key)
         assert lenient.status == "loaded" and lenient.rows_quarantined > 0
+        assert len([p for p in store.raw_dir.rglob("*") if p.is_file()]) == 1
 
 
 def test_raw_file_kept_once_and_read_only(tmp_path, key):

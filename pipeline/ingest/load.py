@@ -376,37 +376,201 @@ def _load(
     rename = {f.code: f.column for f in inst.fields if f.column != f.code}
     context_seen = {f.column: False for f in inst.context_fields if f.code in present}
     raw_path = store.raw_path(path, inst.id, wave, result.sha256)
-    copied = False
-    try:
-        with store.loading(), store.transaction():
-            copied = _load_rows(
-                path,
-                export,
-                inst,
-                cmap,
-                wave,
-                store,
-                catalog,
-                registry,
-                key,
-                strict,
-                replace,
-                result,
-                progress,
-                constants,
-                policy,
-                set_values,
-                ctx,
-                schema,
-                personal,
-                rename,
-                context_seen,
-                raw_path,
+    with _discarded_on_failure(store, raw_path) as guard, store.loading(), store.transaction():
+        load_id = result.load_id = store.next_load_id()
+        table = store.ensure_fact_table(inst)
+        store.write_declarations(catalog, registry.units)
+        replaced = []
+        if replace:
+            for old_id, name in store.loads_to_replace(inst.id, wave, export.dialect):
+                store.supersede(old_id, load_id, inst.id)
+                replaced.append(old_id)
+                result.notes.append(f"replaces load {old_id} ({name})")
+        read = loaded = quarantined = 0
+        failures_all = []
+        fingerprints = []
+        # rows of other loads in this wave, which a newer export may repeat (looked up once:
+        # while this file loads, only its own rows are added)
+        others = store.wave_has_other_rows(table, wave, load_id)
+        same = {
+            "load_id": load_id,
+            "instrument": inst.id,
+            "version": inst.version,
+            "wave": wave,
+            "excluded": False,
+        }
+        # the first load of a wave counts the answers as its chunks are written
+        with _Writer(store, table, same, None if others else inst) as writer:
+            for chunk in export.iter_chunks():
+                read += len(chunk)
+                if constants:
+                    chunk = chunk.assign(**constants)
+                typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
+                good, failures = validate_typed(typed, chunk, cmap, schema)
+                # submissions loaded from an earlier file (a newer export repeating them)
+                keys = good["submission_key"].dropna().unique().tolist() if others else []
+                if keys:
+                    writer.wait()  # the connection is the writer's until it is done
+                    seen = store.submissions_seen(table, wave, load_id, keys)
+                    if seen:
+                        again = good[good["submission_key"].isin(seen)]
+                        failures = pd.concat(
+                            [
+                                failures,
+                                pd.DataFrame(
+                                    {
+                                        "index": again.index,
+                                        "column_name": None,
+                                        "check_name": "already_loaded",
+                                        "value": None,
+                                        "reason": "this submission was already loaded from an earlier file "
+                                        "(use --replace to load the newer export instead)",
+                                    }
+                                ),
+                            ],
+                            ignore_index=True,
+                        )
+                        good = good[~good.index.isin(again.index)]
+                bad_idx = sorted(set(failures["index"]))
+                if len(failures):
+                    failures = failures.assign(
+                        source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
+                    )
+                    raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
+                    raw_json = {
+                        int(r[SOURCE_ROW]): quarantine_json(
+                            {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
+                        )
+                        for r in raw_rows.to_dict("records")
+                    }
+                    failures["raw"] = failures["source_row"].map(raw_json)
+                    failures_all.append(failures)
+                quarantined += len(bad_idx)
+                good = good.rename(columns=rename)
+                for col in context_seen:
+                    context_seen[col] = context_seen[col] or bool(good[col].notna().any())
+                good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
+                if "programme" not in good:
+                    good["programme"] = None
+                if "unit" not in good:
+                    good["unit"] = good["programme"]
+                fingerprints.append(_row_hashes(good, inst))
+                facts = arrow_table(good)
+                writes = []
+                loaded += len(good)
+                flags = row_flags(good, inst)
+                if len(flags):
+                    flags["load_id"] = load_id
+                    flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
+                    writes.append(("qa_flags", flags, None))
+                comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
+                if len(comments):
+                    at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
+                    writes.append(
+                        (
+                            "fct_comments",
+                            arrow_table(
+                                comments.assign(
+                                    load_id=load_id,
+                                    response_id=response_ids(load_id, comments[SOURCE_ROW]),
+                                    programme=good["programme"].array.take(at),
+                                    unit=good["unit"].array.take(at),
+                                ).drop(columns=[SOURCE_ROW])
+                            ),
+                            {"instrument": inst.id, "wave": wave},
+                        )
+                    )
+                writer.submit(facts, writes)
+                if progress:
+                    progress(path.name, read, read)
+            writer.finish()
+        empty = [c for c, seen in context_seen.items() if not seen and loaded]
+        if empty:
+            f = next(f for f in inst.context_fields if f.column == empty[0])
+            col = next((c for c, code in cmap.fields.items() if code == f.code), f.code)
+            raise MappingError(
+                f"the column for {f.code} is empty in every row that loads",
+                file=str(path),
+                column=col,
+                expected=f"the {f.context or f.code} of each row; for a file from one "
+                f"{f.context or 'unit'}, drop the column and give --set {f.context or f.code}=CODE",
             )
-    except BaseException:
-        if copied:  # the load did not happen: no original kept for it
-            store.drop_raw(raw_path)
-        raise
+        if strict and quarantined:
+            first = pd.concat(failures_all).iloc[0]
+            raise ValidationFailed(
+                f"{quarantined} of {read} rows fail validation and --strict rejects the whole "
+                f"file; first: {first['reason']}",
+                file=str(path),
+                row=int(first["source_row"]),
+                column=first["column_name"],
+                value=first["value"],
+            )
+        content = _content_key(fingerprints)
+        if not replace and loaded and (same_as := store.load_with_content(inst.id, wave, content)):
+            raise AlreadyLoaded(
+                f"the same answers as load {same_as[0]} ({same_as[1]}): a re-export of a file "
+                "already loaded, so nothing was added (use --replace to load it instead)"
+            )
+        if failures_all:
+            fails = pd.concat(failures_all, ignore_index=True).drop(columns=["index"])
+            fails["load_id"], fails["sha256"] = load_id, result.sha256
+            store.insert("qa_quarantine", fails)
+            result.errors.extend(
+                {
+                    "row": int(r.source_row),
+                    "column": r.column_name,
+                    "check": r.check_name,
+                    "value": r.value,
+                    "reason": r.reason,
+                }
+                for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
+            )
+        result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
+        assert read == loaded + quarantined
+        store.write_manifest(
+            {
+                "load_id": load_id,
+                "sha256": result.sha256,
+                "file_name": policy.file_name,
+                "instrument": inst.id,
+                "version": inst.version,
+                "wave": wave,
+                "dialect": export.dialect,
+                "encoding": export.encoding,
+                "sheet": export.sheet,
+                "rows_read": read,
+                "rows_loaded": loaded,
+                "raw_path": str(raw_path),
+                "rows_quarantined": quarantined,
+                "status": "loaded",
+                "layout": result.layout,
+                "duplicates": policy.duplicates,
+                "content_key": content,
+                "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
+                "mapping": policy.mapping,
+                "replaces": replaced[0] if replaced else None,
+                "notes": "; ".join(result.notes),
+            }
+        )
+        store.flag_wave(
+            inst,
+            wave,
+            load_id,
+            window_minutes=policy.window_minutes,
+            speeder_fraction=policy.speeder_fraction,
+        )
+        versions = store.wave_versions(table, wave)
+        store.refresh_counts(
+            [catalog.get(inst.id, v) for v in versions] or [inst], wave, writer.counts
+        )
+        store.audit(
+            "load",
+            f"{path.name} ({result.sha256[:12]})",
+            f"loaded as load {load_id}: {inst.id} {inst.version} {wave}, {read} rows read, "
+            f"{loaded} loaded, {quarantined} set aside",
+        )
+        guard.copied = store.keep_raw(path, raw_path)
+
     counts = store.flag_counts(result.load_id)
     result.rows_flagged = counts.pop("_flagged", 0)
     result.rows_excluded = counts.pop("_excluded", 0)
@@ -414,222 +578,19 @@ def _load(
     result.status = "loaded"
 
 
-def _load_rows(
-    path,
-    export,
-    inst,
-    cmap,
-    wave,
-    store,
-    catalog,
-    registry,
-    key,
-    strict,
-    replace,
-    result,
-    progress,
-    constants,
-    policy,
-    set_values,
-    ctx,
-    schema,
-    personal,
-    rename,
-    context_seen,
-    raw_path,
-) -> bool:
-    """The rows of one load, inside its transaction; True when the original was copied."""
-    load_id = result.load_id = store.next_load_id()
-    table = store.ensure_fact_table(inst)
-    store.write_declarations(catalog, registry.units)
-    replaced = []
-    if replace:
-        for old_id, name in store.loads_to_replace(inst.id, wave, export.dialect):
-            store.supersede(old_id, load_id, inst.id)
-            replaced.append(old_id)
-            result.notes.append(f"replaces load {old_id} ({name})")
-    read = loaded = quarantined = 0
-    failures_all = []
-    fingerprints = []
-    # rows of other loads in this wave, which a newer export may repeat (looked up once:
-    # while this file loads, only its own rows are added)
-    others = store.wave_has_other_rows(table, wave, load_id)
-    same = {
-        "load_id": load_id,
-        "instrument": inst.id,
-        "version": inst.version,
-        "wave": wave,
-        "excluded": False,
-    }
-    # the first load of a wave counts the answers as its chunks are written
-    with _Writer(store, table, same, None if others else inst) as writer:
-        for chunk in export.iter_chunks():
-            read += len(chunk)
-            if constants:
-                chunk = chunk.assign(**constants)
-            typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
-            good, failures = validate_typed(typed, chunk, cmap, schema)
-            # submissions loaded from an earlier file (a newer export repeating them)
-            keys = good["submission_key"].dropna().unique().tolist() if others else []
-            if keys:
-                writer.wait()  # the connection is the writer's until it is done
-                seen = store.submissions_seen(table, wave, load_id, keys)
-                if seen:
-                    again = good[good["submission_key"].isin(seen)]
-                    failures = pd.concat(
-                        [
-                            failures,
-                            pd.DataFrame(
-                                {
-                                    "index": again.index,
-                                    "column_name": None,
-                                    "check_name": "already_loaded",
-                                    "value": None,
-                                    "reason": "this submission was already loaded from an earlier file "
-                                    "(use --replace to load the newer export instead)",
-                                }
-                            ),
-                        ],
-                        ignore_index=True,
-                    )
-                    good = good[~good.index.isin(again.index)]
-            bad_idx = sorted(set(failures["index"]))
-            if len(failures):
-                failures = failures.assign(
-                    source_row=chunk.loc[failures["index"], SOURCE_ROW].to_numpy()
-                )
-                raw_rows = chunk.loc[bad_idx].drop(columns=[c for c in personal if c in chunk])
-                raw_json = {
-                    int(r[SOURCE_ROW]): quarantine_json(
-                        {k: v for k, v in r.items() if k != SOURCE_ROW and pd.notna(v)}
-                    )
-                    for r in raw_rows.to_dict("records")
-                }
-                failures["raw"] = failures["source_row"].map(raw_json)
-                failures_all.append(failures)
-            quarantined += len(bad_idx)
-            good = good.rename(columns=rename)
-            for col in context_seen:
-                context_seen[col] = context_seen[col] or bool(good[col].notna().any())
-            good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
-            if "programme" not in good:
-                good["programme"] = None
-            if "unit" not in good:
-                good["unit"] = good["programme"]
-            fingerprints.append(_row_hashes(good, inst))
-            facts = arrow_table(good)
-            writes = []
-            loaded += len(good)
-            flags = row_flags(good, inst)
-            if len(flags):
-                flags["load_id"] = load_id
-                flags["response_id"] = response_ids(load_id, flags[SOURCE_ROW])
-                writes.append(("qa_flags", flags, None))
-            comments = comments[comments[SOURCE_ROW].isin(good[SOURCE_ROW].to_numpy())]
-            if len(comments):
-                at = pd.Index(good[SOURCE_ROW]).get_indexer(comments[SOURCE_ROW])
-                writes.append(
-                    (
-                        "fct_comments",
-                        arrow_table(
-                            comments.assign(
-                                load_id=load_id,
-                                response_id=response_ids(load_id, comments[SOURCE_ROW]),
-                                programme=good["programme"].array.take(at),
-                                unit=good["unit"].array.take(at),
-                            ).drop(columns=[SOURCE_ROW])
-                        ),
-                        {"instrument": inst.id, "wave": wave},
-                    )
-                )
-            writer.submit(facts, writes)
-            if progress:
-                progress(path.name, read, read)
-        writer.finish()
-    empty = [c for c, seen in context_seen.items() if not seen and loaded]
-    if empty:
-        f = next(f for f in inst.context_fields if f.column == empty[0])
-        col = next((c for c, code in cmap.fields.items() if code == f.code), f.code)
-        raise MappingError(
-            f"the column for {f.code} is empty in every row that loads",
-            file=str(path),
-            column=col,
-            expected=f"the {f.context or f.code} of each row; for a file from one "
-            f"{f.context or 'unit'}, drop the column and give --set {f.context or f.code}=CODE",
-        )
-    if strict and quarantined:
-        first = pd.concat(failures_all).iloc[0]
-        raise ValidationFailed(
-            f"{quarantined} of {read} rows fail validation and --strict rejects the whole "
-            f"file; first: {first['reason']}",
-            file=str(path),
-            row=int(first["source_row"]),
-            column=first["column_name"],
-            value=first["value"],
-        )
-    content = _content_key(fingerprints)
-    if not replace and loaded and (same_as := store.load_with_content(inst.id, wave, content)):
-        raise AlreadyLoaded(
-            f"the same answers as load {same_as[0]} ({same_as[1]}): a re-export of a file "
-            "already loaded, so nothing was added (use --replace to load it instead)"
-        )
-    if failures_all:
-        fails = pd.concat(failures_all, ignore_index=True).drop(columns=["index"])
-        fails["load_id"], fails["sha256"] = load_id, result.sha256
-        store.insert("qa_quarantine", fails)
-        result.errors.extend(
-            {
-                "row": int(r.source_row),
-                "column": r.column_name,
-                "check": r.check_name,
-                "value": r.value,
-                "reason": r.reason,
-            }
-            for r in fails.sort_values("source_row", kind="stable").head(50).itertuples()
-        )
-    result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, quarantined
-    assert read == loaded + quarantined
-    store.write_manifest(
-        {
-            "load_id": load_id,
-            "sha256": result.sha256,
-            "file_name": policy.file_name,
-            "instrument": inst.id,
-            "version": inst.version,
-            "wave": wave,
-            "dialect": export.dialect,
-            "encoding": export.encoding,
-            "sheet": export.sheet,
-            "rows_read": read,
-            "rows_loaded": loaded,
-            "raw_path": str(raw_path),
-            "rows_quarantined": quarantined,
-            "status": "loaded",
-            "layout": result.layout,
-            "duplicates": policy.duplicates,
-            "content_key": content,
-            "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
-            "mapping": policy.mapping,
-            "replaces": replaced[0] if replaced else None,
-            "notes": "; ".join(result.notes),
-        }
-    )
-    store.flag_wave(
-        inst,
-        wave,
-        load_id,
-        window_minutes=policy.window_minutes,
-        speeder_fraction=policy.speeder_fraction,
-    )
-    versions = store.wave_versions(table, wave)
-    store.refresh_counts([catalog.get(inst.id, v) for v in versions] or [inst], wave, writer.counts)
-    store.audit(
-        "load",
-        f"{path.name} ({result.sha256[:12]})",
-        f"loaded as load {load_id}: {inst.id} {inst.version} {wave}, {read} rows read, "
-        f"{loaded} loaded, {quarantined} set aside",
-    )
-    return store.keep_raw(path, raw_path)
+class _discarded_on_failure:  # noqa: N801 - used as a statement
+    """Removes the original's copy when the load it was made for does not happen (the
+    transaction is rolled back, or its commit fails)."""
+
+    def __init__(self, store: Store, raw_path: Path) -> None:
+        self.store, self.raw_path, self.copied = store, raw_path, False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.copied:
+            self.store.drop_raw(self.raw_path)
 
 
 def _row_hashes(good: pd.DataFrame, inst: Instrument) -> np.ndarray:
