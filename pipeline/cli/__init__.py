@@ -1,5 +1,5 @@
 """The ``sapat`` command."""
 
-from pipeline.cli.main import app
+from pipeline.cli.main import app, entry, run
 
-__all__ = ["app"]
+__all__ = ["app", "entry", "run"]

@@ -210,8 +210,11 @@ def synth(
 
     with friendly_errors():
         waves = _parse_waves(years, "--years")
-        if scale <= 0:
-            raise UsageError("--scale must be positive", value=scale)
+        if not scale > 0 or scale == float("inf"):
+            raise UsageError("--scale must be a positive number", value=scale)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError("the folder to write to is a file", file=str(out_dir),
+                             expected="a folder (new, or one that exists)")  # fmt: skip
         if export_format and export_format not in DIALECTS:
             raise UsageError(f"unknown --format {export_format!r}", expected=", ".join(DIALECTS))
         own = [i for i in instrument or [] if i not in FORMAT_PLAN]
@@ -709,7 +712,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def _db(db: Path | None) -> Path:
-    return db if db is not None else workspace().settings.db_path
+    """The database file: ``--db``, else the workspace's. A path that holds something else
+    than a DuckDB database (a CSV, a folder) is refused."""
+    path = db if db is not None else workspace().settings.db_path
+    if path.is_dir():
+        raise UsageError("--db names a folder", file=str(path),
+                         expected="a database file, e.g. data/processed/sapat.duckdb")  # fmt: skip
+    if path.exists():
+        with path.open("rb") as fh:
+            head = fh.read(12)
+        if len(head) >= 12 and head[8:12] != b"DUCK":
+            raise UsageError("this file is not a Sapat database (a DuckDB file)", file=str(path),
+                             expected="the database, e.g. data/processed/sapat.duckdb")  # fmt: skip
+    return path
 
 
 _FLAG_WORDS = {
@@ -1402,6 +1417,8 @@ def changes(
                 expected="a significance level such as 0.05",
             )
         con = _fresh(db, {}, False)
+        if not con.execute("SELECT count(*) FROM pub_loads").fetchone()[0]:
+            raise UsageError("nothing is loaded yet: load files with `sapat ingest` first")
         filters = {"wave": wave, "org_level": level, "instrument": instrument}
         frame = read(
             con,
@@ -1612,7 +1629,14 @@ def publish_command(
         if parquet is not None:
             from pipeline.store.snapshots import export_parquet
 
-            files = export_parquet(snap, parquet)
+            if parquet.exists() and not parquet.is_dir():
+                raise UsageError("--parquet names a file; give a folder", file=str(parquet))
+            try:
+                files = export_parquet(snap, parquet)
+            except OSError as exc:
+                raise UsageError(
+                    f"--parquet: cannot write there ({exc.strerror})", file=str(parquet)
+                ) from exc
             console.print(f"  {len(files)} tables written as Parquet into {parquet}")
 
 
@@ -1667,5 +1691,52 @@ def demo(
     )
 
 
-def run() -> None:  # pragma: no cover - entry point
-    app()
+def run(args: list[str] | None = None) -> int:
+    """The ``sapat`` command's entry point: a traceback never reaches the user.
+
+    Domain errors are already plain sentences (:func:`fail`); anything else is a bug,
+    reported in one sentence with the details written to a crash log. Returns the exit
+    code (0 done, 1 a file or check failed, 2 the command was mistyped, 3 a bug)."""
+    try:
+        app(args=args, prog_name="sapat")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        err.print("Stopped. A file being loaded was not loaded (a load is all or nothing).")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        path = _crash_log(exc)
+        err.print(
+            f"[bold red]Error:[/] Sapat met a situation it does not handle yet "
+            f"({type(exc).__name__}: {str(exc)[:300]}). A file being loaded was not loaded "
+            f"(a load is all or nothing). The details are in {path}: please send them to "
+            "whoever looks after Sapat.",
+            highlight=False,
+        )
+        return 3
+    return 0
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected error where the user can find it."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    text = (
+        f"sapat {__version__} {datetime.now(UTC).isoformat()}\n"
+        f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(exc))
+    )
+    for folder in (Path.home() / ".cache" / "sapat", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "sapat-crash.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(nowhere: no folder could be written)")
+
+
+def entry() -> None:  # pragma: no cover - the installed command
+    sys.exit(run())
