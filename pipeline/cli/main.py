@@ -213,8 +213,11 @@ def synth(
         if not scale > 0 or scale == float("inf"):
             raise UsageError("--scale must be a positive number", value=scale)
         if out_dir.exists() and not out_dir.is_dir():
-            raise UsageError("the folder to write to is a file", file=str(out_dir),
-                             expected="a folder (new, or one that exists)")  # fmt: skip
+            raise UsageError(
+                "the folder to write to is a file",
+                file=str(out_dir),
+                expected="a folder (new, or one that exists)",
+            )
         if export_format and export_format not in DIALECTS:
             raise UsageError(f"unknown --format {export_format!r}", expected=", ".join(DIALECTS))
         own = [i for i in instrument or [] if i not in FORMAT_PLAN]
@@ -716,14 +719,20 @@ def _db(db: Path | None) -> Path:
     than a DuckDB database (a CSV, a folder) is refused."""
     path = db if db is not None else workspace().settings.db_path
     if path.is_dir():
-        raise UsageError("--db names a folder", file=str(path),
-                         expected="a database file, e.g. data/processed/sapat.duckdb")  # fmt: skip
+        raise UsageError(
+            "--db names a folder",
+            file=str(path),
+            expected="a database file, e.g. data/processed/sapat.duckdb",
+        )
     if path.exists():
         with path.open("rb") as fh:
             head = fh.read(12)
         if len(head) >= 12 and head[8:12] != b"DUCK":
-            raise UsageError("this file is not a Sapat database (a DuckDB file)", file=str(path),
-                             expected="the database, e.g. data/processed/sapat.duckdb")  # fmt: skip
+            raise UsageError(
+                "this file is not a Sapat database (a DuckDB file)",
+                file=str(path),
+                expected="the database, e.g. data/processed/sapat.duckdb",
+            )
     return path
 
 
@@ -835,6 +844,13 @@ def ingest(
         bool,
         typer.Option(help="Reject a whole file if any row fails, instead of setting rows aside."),
     ] = False,
+    accept_dates: Annotated[
+        bool,
+        typer.Option(
+            help="Load under the wave given although the submission dates fall in "
+            "another academic year (recorded with the load)."
+        ),
+    ] = False,
     replace: Annotated[
         bool,
         typer.Option(
@@ -907,6 +923,7 @@ def ingest(
                     duplicate_window_minutes=s.duplicate_window_minutes,
                     speeder_fraction=s.speeder_fraction,
                     progress=update,
+                    accept_dates=accept_dates,
                 )
                 results.append(r)
                 if not as_json and not _STATE.get("quiet"):
@@ -1574,6 +1591,8 @@ def rebuild(
                 key=key,
                 recompute=lambda store: recompute(store, ws.registry, ws.catalog, stats),
                 progress=update,
+                window_minutes=ws.settings.duplicate_window_minutes,
+                speeder_fraction=ws.settings.speeder_fraction,
             )
     table = Table(title="Rebuild: every table compared")
     for col in ("table", "rows before", "rows after", "same"):
@@ -1598,6 +1617,63 @@ def rebuild(
         old.replace(old.with_name(old.stem + ".before-rebuild.duckdb"))
         new.replace(old)
         console.print(f"{old.name} is now the rebuilt one.")
+
+
+@app.command()
+def unload(
+    load: Annotated[
+        int, typer.Argument(help="The load's number (the first column of `sapat loads`).")
+    ],
+    why: Annotated[
+        str,
+        typer.Option(
+            "--why", help="Why it is taken back (kept in the manifest and the audit log)."
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Take one load back: its answers, counts, flags and set-aside rows leave the database,
+    its manifest row stays marked withdrawn (who, why), its original stays in data/raw, and
+    the indicators it touched are recomputed. The same file can then be loaded again, e.g.
+    under the right wave."""
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.store import Store
+
+    with friendly_errors():
+        if not why.strip():
+            raise UsageError("--why: say why the load is taken back", expected="a few words")
+        ws = workspace()
+        path = _db(db)
+        if not path.exists():
+            raise UsageError("there is no database yet", file=str(path))
+        s = ws.settings
+        with Store(path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
+            row = store.con.execute(
+                "SELECT instrument, version, wave FROM sys_loads WHERE load_id = ?", [load]
+            ).fetchall()
+            if not row:
+                raise UsageError(f"there is no load {load}", expected="a number from `sapat loads`")
+            instrument, version, wave = row[0]
+            versions = {
+                e.version: ws.catalog.get(instrument, e.version)
+                for e in ws.catalog.versions.get(instrument, [])
+            }
+            before = store.unload(
+                load,
+                why.strip(),
+                versions,
+                window_minutes=s.duplicate_window_minutes,
+                speeder_fraction=s.speeder_fraction,
+            )
+            from pipeline.indicators import recompute
+
+            done = recompute(store, ws.registry, ws.catalog, s.stats)
+            store.publish(_snapshots(db), s.stats.signature())
+    console.print(
+        f"[green]✓[/] Load {load} ({before['file_name']}, {instrument} {wave}, "
+        f"{before['rows_loaded']:,} rows) taken back; {len(done)} questionnaire × "
+        "wave recomputed. Its original is kept; load the file again when ready."
+    )
 
 
 @app.command("publish")

@@ -165,7 +165,9 @@ def _instrument(
     for table, frame in (("ind_benchmark", bench), ("ind_kruskal", kw), ("ind_dunn", dunn)):
         store.replace_rows(table, frame, keys)
     if note:
-        unavailable += [(instrument, w, "ind_dunn", note) for w in waves]
+        unavailable += [
+            (instrument, w, "ind_dunn", note) for w in waves if w in set(counts["wave"])
+        ]
     store.replace_rows(
         "ind_unavailable",
         pd.DataFrame(unavailable, columns=["instrument", "wave", "table_name", "reason"]),

@@ -99,22 +99,32 @@ def infer_instrument(
     raise MappingError(msg, file=file, expected="--instrument ID (and --mapping FILE if needed)")
 
 
+def dated_wave(export: Export, cmap: ColumnMap) -> tuple[str, str, str] | None:
+    """(wave, first date, last date) by the submission dates of the file's first rows: the
+    academic year (September to August) of their median; None without dates."""
+    stamp_col = next(
+        (c for c, k in cmap.meta.items() if k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT)), None
+    )
+    if stamp_col is None:
+        return None
+    first = next(export.iter_chunks())
+    stamps = parse_timestamps(first[stamp_col]).dropna().sort_values()
+    if stamps.empty:
+        return None
+    mid = stamps.iloc[len(stamps) // 2]
+    start = mid.year if mid.month >= 9 else mid.year - 1
+    return f"{start}-{start + 1}", f"{stamps.iloc[0]:%Y-%m-%d}", f"{stamps.iloc[-1]:%Y-%m-%d}"
+
+
 def infer_wave(path: Path, export: Export, cmap: ColumnMap) -> tuple[str, str]:
     """(wave, how): a ``YYYY-YYYY`` in the path, else the submission timestamps."""
     for part in reversed(path.resolve().parts):
         m = _WAVE_IN_PATH.search(part)
         if m and int(m.group(2)) == int(m.group(1)) + 1:
             return f"{m.group(1)}-{m.group(2)}", f"from the path ({part})"
-    stamp_col = next(
-        (c for c, k in cmap.meta.items() if k in (Meta.SUBMITTED_AT, Meta.COMPLETED_AT)), None
-    )
-    if stamp_col is not None:
-        first = next(export.iter_chunks())
-        stamps = parse_timestamps(first[stamp_col]).dropna()
-        if not stamps.empty:
-            mid = stamps.sort_values().iloc[len(stamps) // 2]
-            start = mid.year if mid.month >= 9 else mid.year - 1
-            return f"{start}-{start + 1}", "from the submission dates (academic year Sep–Aug)"
+    dated = dated_wave(export, cmap)
+    if dated is not None:
+        return dated[0], "from the submission dates (academic year Sep–Aug)"
     raise UsageError(
         "cannot tell the wave (academic year) of this file: no YYYY-YYYY in its path and "
         "no submission dates",
@@ -150,6 +160,7 @@ def ingest_file(
     speeder_fraction: float = 0.5,
     progress: Callable[[str, int, int], None] | None = None,
     file_name: str | None = None,
+    accept_dates: bool = False,
 ) -> LoadResult:
     """Load one export in one transaction; a :class:`LoadResult` whatever happens.
 
@@ -157,7 +168,8 @@ def ingest_file(
     "P-ENG-B"}`` for a file from one programme), by field code or context role.
     ``duplicates``: what to do with repeated submissions (``exclude``, ``flag``, ``off``).
     ``file_name``: the name recorded for the file (default: its own; a rebuild passes the
-    original's name for the kept copy).
+    original's name for the kept copy). A wave given (by ``wave`` or the file's folder)
+    that the submission dates contradict is refused unless ``accept_dates``.
     """
     path = Path(path)
     if isinstance(mapping, dict):
@@ -221,10 +233,27 @@ def ingest_file(
                 + ", ".join(f"{k} = {v}" for k, v in (set_values or {}).items())
             )
         check_columns(inst, cmap, str(path))
+        given = "--wave" if wave is not None else None
         if wave is None:
             wave, how = infer_wave(path, export, cmap)
             result.notes.append(f"wave inferred {how}: {wave}")
+            given = "its folder or name" if how.startswith("from the path") else None
         wave_start_year(wave)
+        dated = dated_wave(export, cmap) if given else None
+        if dated is not None and dated[0] != wave:
+            if not accept_dates:
+                raise UsageError(
+                    f"the file's submission dates ({dated[1]} to {dated[2]}, mostly in the "
+                    f"academic year {dated[0]}) do not fall in the wave {wave} that "
+                    f"{given} gives",
+                    file=str(path),
+                    expected=f"--wave {dated[0]}; or, if {wave} is right, "
+                    f"--wave {wave} --accept-dates",
+                )
+            result.notes.append(
+                f"loaded as {wave} although its submission dates ({dated[1]} "
+                f"to {dated[2]}) are in {dated[0]} (--accept-dates)"
+            )
         result.instrument, result.version, result.wave = inst.id, inst.version, wave
         dropped = [c for c, k in cmap.meta.items() if k in (Meta.EMAIL, Meta.NAME)]
         if dropped:
@@ -237,6 +266,7 @@ def ingest_file(
             speeder_fraction,
             mapping_to_json(mapping),
             file_name or path.name,
+            accept_dates,
         )
         _load(
             path,
@@ -279,6 +309,7 @@ class RepeatPolicy:
     #: the mapping file's content as JSON (recorded with the load, for rebuilds)
     mapping: str | None = None
     file_name: str | None = None
+    accept_dates: bool = False
 
 
 #: Prefix of the columns ``--set`` adds to an export.
@@ -374,7 +405,7 @@ def _load(
     }
     # typed columns are named by field code; the fact table names context roles
     rename = {f.code: f.column for f in inst.fields if f.column != f.code}
-    context_seen = {f.column: False for f in inst.context_fields if f.code in present}
+    context_seen = {f.code: False for f in inst.context_fields if f.code in present}
     raw_path = store.raw_path(path, inst.id, wave, result.sha256)
     with _discarded_on_failure(store, raw_path) as guard, store.loading(), store.transaction():
         load_id = result.load_id = store.next_load_id()
@@ -407,6 +438,8 @@ def _load(
                     chunk = chunk.assign(**constants)
                 typed, comments = type_chunk(chunk, cmap, ctx, key=key, wave=wave)
                 good, failures = validate_typed(typed, chunk, cmap, schema)
+                for code in context_seen:  # a context column empty in every row is refused
+                    context_seen[code] = context_seen[code] or bool(typed[code].notna().any())
                 # submissions loaded from an earlier file (a newer export repeating them)
                 keys = good["submission_key"].dropna().unique().tolist() if others else []
                 if keys:
@@ -447,8 +480,6 @@ def _load(
                     failures_all.append(failures)
                 quarantined += len(bad_idx)
                 good = good.rename(columns=rename)
-                for col in context_seen:
-                    context_seen[col] = context_seen[col] or bool(good[col].notna().any())
                 good["response_id"] = response_ids(load_id, good[SOURCE_ROW])
                 if "programme" not in good:
                     good["programme"] = None
@@ -484,9 +515,9 @@ def _load(
                 if progress:
                     progress(path.name, read, read)
             writer.finish()
-        empty = [c for c, seen in context_seen.items() if not seen and loaded]
+        empty = [c for c, seen in context_seen.items() if not seen and read]
         if empty:
-            f = next(f for f in inst.context_fields if f.column == empty[0])
+            f = next(f for f in inst.context_fields if f.code == empty[0])
             col = next((c for c, code in cmap.fields.items() if code == f.code), f.code)
             raise MappingError(
                 f"the column for {f.code} is empty in every row that loads",
@@ -548,6 +579,7 @@ def _load(
                 "content_key": content,
                 "set_values": json.dumps(set_values, ensure_ascii=False) if set_values else None,
                 "mapping": policy.mapping,
+                "accept_dates": policy.accept_dates,
                 "replaces": replaced[0] if replaced else None,
                 "notes": "; ".join(result.notes),
             }

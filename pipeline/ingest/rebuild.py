@@ -75,7 +75,16 @@ def _given(row: dict, key: str):
 
 
 def rebuild(
-    old: Path, new: Path, catalog, registry, *, key: bytes, recompute=None, progress=None
+    old: Path,
+    new: Path,
+    catalog,
+    registry,
+    *,
+    key: bytes,
+    recompute=None,
+    progress=None,
+    window_minutes: float = 60.0,
+    speeder_fraction: float = 0.5,
 ) -> list[Comparison]:
     """Load every original of ``old`` again into a new store ``new``; returns the
     comparison of every table. ``recompute(store)`` recomputes the indicators when given.
@@ -89,7 +98,31 @@ def rebuild(
     loads = manifest(old)
     with Store(new, raw_dir=None, audit_key=key) as store:
         store.raw_dir = Path(loads[0]["raw_path"]).parents[2] if loads else store.raw_dir
+        withdrawn: list[dict] = []  # replayed, to be taken back again
+
+        def take_back(row: dict) -> None:
+            versions = {
+                e.version: catalog.get(row["instrument"], e.version)
+                for e in catalog.versions[row["instrument"]]
+            }
+            store.actor = row["withdrawn_by"] or store.actor
+            store.unload(
+                int(row["load_id"]),
+                row["withdrawn_why"] or "",
+                versions,
+                window_minutes=window_minutes,
+                speeder_fraction=speeder_fraction,
+            )
+            withdrawn.remove(row)
+
         for k, row in enumerate(loads, start=1):
+            # a load taken back before this file was loaded again is taken back first
+            for earlier in [
+                w
+                for w in withdrawn
+                if w["sha256"] == row["sha256"] or w["content_key"] == row["content_key"]
+            ]:
+                take_back(earlier)
             raw = Path(row["raw_path"])
             if not raw.exists():
                 raise SapatError(
@@ -113,15 +146,21 @@ def rebuild(
                 duplicates=row["duplicates"],
                 replace=_given(row, "replaces") is not None,
                 file_name=row["file_name"],
+                accept_dates=bool(_given(row, "accept_dates")),
             )
             if result.status != "loaded":
+                why = result.errors[0]["message"] if result.errors else "; ".join(result.notes)
                 raise SapatError(
-                    f"load {row['load_id']} ({row['file_name']}) did not load "
-                    f"again: {result.status}",
+                    f"load {row['load_id']} ({row['file_name']}) did not load again "
+                    f"({result.status}: {why})",
                     file=str(raw),
                 )
             if progress:
                 progress("rebuild", k, len(loads))
+            if row["status"] == "withdrawn":
+                withdrawn.append(row)
+        for row in list(withdrawn):  # the others: after every load
+            take_back(row)
         if recompute is not None:
             recompute(store)
         store.audit("rebuild", str(old.name), f"{len(loads)} loads again")

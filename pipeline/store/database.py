@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS sys_loads (
     set_values VARCHAR,
     content_key VARCHAR,
     mapping VARCHAR,
+    accept_dates BOOLEAN NOT NULL DEFAULT FALSE,
+    withdrawn_by VARCHAR,
+    withdrawn_why VARCHAR,
     status VARCHAR NOT NULL,
     replaces INTEGER,
     replaced_by INTEGER,
@@ -723,6 +726,65 @@ class Store:
                WHERE instrument = ? AND wave = ? AND status = 'loaded'""",
             [inst.id, wave],
         ).fetchall()
+
+    def unload(
+        self,
+        load_id: int,
+        why: str,
+        versions: dict[str, Instrument],
+        *,
+        window_minutes: float,
+        speeder_fraction: float,
+    ) -> dict:
+        """Take one load back, in one transaction: its answers, counts, comments, flags and
+        quarantined rows are removed, its manifest row stays, marked withdrawn with who
+        and why, and the repeats of its wave are decided again (a row that repeated one of
+        the withdrawn rows counts again). Its original stays in ``data/raw``. Loading the
+        same file again afterwards (e.g. under the right wave) works. Returns the manifest
+        row as it was."""
+        row = self.con.execute("SELECT * FROM sys_loads WHERE load_id = ?", [load_id]).fetchdf()
+        if row.empty:
+            raise SapatError(f"there is no load {load_id}", expected="a number from `sapat loads`")
+        before = row.iloc[0].to_dict()
+        if before["status"] != "loaded":
+            raise SapatError(
+                f"load {load_id} is {before['status']}, not loaded: nothing to take back",
+                expected="a load whose status is loaded",
+            )
+        wave = before["wave"]
+        inst = versions[before["version"]]
+        with self.transaction():
+            for table in (
+                fact_table(inst.id),
+                "fct_answer_counts",
+                "fct_comments",
+                "qa_flags",
+                "qa_quarantine",
+            ):
+                if self.has_table(table):
+                    self.con.execute(f"DELETE FROM {table} WHERE load_id = ?", [load_id])
+            self.con.execute(
+                "UPDATE sys_loads SET status = 'withdrawn', withdrawn_by = ?, withdrawn_why = ? "
+                "WHERE load_id = ?",
+                [self.actor, why, load_id],
+            )
+            self.flag_wave(
+                inst,
+                wave,
+                load_id,
+                window_minutes=window_minutes,
+                speeder_fraction=speeder_fraction,
+            )
+            left = [versions[v] for v in self.wave_versions(fact_table(inst.id), wave)]
+            if left:
+                self.refresh_counts(left, wave)
+            else:  # nothing of the questionnaire is left in the wave
+                self.con.execute(
+                    "DELETE FROM fct_answer_counts WHERE instrument = ? AND wave = ?",
+                    [inst.id, wave],
+                )
+            self.audit("unload", f"load {load_id} ({before['file_name']})", f"withdrawn: {why}")
+        return before
 
     def flag_counts(self, load_id: int) -> dict[str, int]:
         """Rows per flag of a load, with ``_flagged`` (rows with any flag) and
