@@ -21,6 +21,9 @@ from pipeline.store import Store
 from pipeline.store.tables import TABLES
 from pipeline.synth import synthesize
 
+#: whole synthetic universities or six-figure row counts: seconds each
+pytestmark = pytest.mark.slow
+
 CAT = example_catalog()
 REG = example_registry()
 STATS = Statistics()

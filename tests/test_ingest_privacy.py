@@ -176,6 +176,7 @@ def _text_values(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.slow
 def test_leak_search_finds_what_it_looks_for(exports):
     s = exports["secrets"]
     sample = {k: {next(iter(v))} for k, v in s.items()}
@@ -184,6 +185,7 @@ def test_leak_search_finds_what_it_looks_for(exports):
     assert _leaks(b"\x00" * 1000, sample) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("uncompressed", [False, True], ids=["default", "uncompressed"])
 def test_no_personal_data_in_the_database_bytes(tmp_path, key_file, reg_cat, exports, uncompressed):
     db = tmp_path / "processed" / "sapat.duckdb"

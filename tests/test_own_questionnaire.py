@@ -461,6 +461,7 @@ def test_poststratified_estimates_equal_the_respondent_level_computation(world):
     assert any("FC × master" in n for n in notes["reason"])
 
 
+@pytest.mark.slow
 def test_rerunning_with_other_choices_never_fails(world):
     for args in (
         ["--all"],

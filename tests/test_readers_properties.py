@@ -315,6 +315,7 @@ def _read_outcome(path, chunk_rows):
     return ("frame", list(frame.columns), values.values.tolist())
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=raw_csv())
 def test_arrow_reader_and_pandas_parser_give_the_same_rows_or_error(workdir, case):

@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.readers import SOURCE_ROW, encoding, open_export
 
@@ -32,6 +33,7 @@ def _write_wide_csv(path, n_rows: int, seed: int = 7) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_300k_rows_stream_in_consistent_chunks(tmp_path):
     path = tmp_path / "wide.csv"
     written = _write_wide_csv(path, 300_000)

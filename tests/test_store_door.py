@@ -131,6 +131,7 @@ def test_the_audit_log_detects_an_edit_a_deletion_and_a_reordering(built, tmp_pa
     assert verify_audit(log, b"another key entirely, 32 bytes..") != []
 
 
+@pytest.mark.slow
 def test_a_rebuild_from_the_raw_files_gives_identical_tables(built, tmp_path):
     new = tmp_path / "rebuilt.duckdb"
     result = rebuild(

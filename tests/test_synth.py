@@ -16,6 +16,9 @@ from pipeline.instruments import example_catalog
 from pipeline.registry import example_registry
 from pipeline.synth import synthesize
 
+#: whole synthetic universities or six-figure row counts: seconds each
+pytestmark = pytest.mark.slow
+
 CAT = example_catalog()
 REG = example_registry()
 # programmes last: a programme may share its name with its department

@@ -51,6 +51,7 @@ def _content(db) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_a_wrong_wave_is_refused_forced_taken_back_and_loaded_right(export, batsu_workspace):
     db = batsu_workspace / "data" / "processed" / "sapat.duckdb"
     r, res = _ingest("--wave", "1900-1901", export)
