@@ -296,6 +296,28 @@ def quarantine(
     ).fetchdf()
 
 
+def flags(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    wave: str | None = None,
+    file: str | None = None,
+    flag: str | None = None,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """Rows flagged for a look while loading (quality office): the file, its row, the
+    flag, why, and whether the row is excluded from the indicators."""
+    return con.execute(
+        """SELECT l.file_name AS file, f.source_row AS row, f.flag, f.detail, f.excluded,
+                  l.wave, l.instrument
+           FROM qa_flags f JOIN sys_loads l USING (load_id)
+           WHERE (? IS NULL OR l.wave = ?)
+             AND (? IS NULL OR l.sha256 LIKE ? || '%' OR l.file_name = ?)
+             AND (? IS NULL OR f.flag = ?)
+           ORDER BY l.load_id, f.source_row, f.flag LIMIT ?""",
+        [wave, wave, file, file, file, flag, flag, limit],
+    ).fetchdf()
+
+
 def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]]:
     """Display names in ``lang`` of units, items, dimensions and questionnaires known to
     the store: {"unit": {code: name}, "item": {...}, ...} (codes stay their own name when

@@ -519,7 +519,7 @@ def instruments_draft(
     from pipeline.readers import open_export
 
     with friendly_errors():
-        check_form_id(form_id)
+        check_form_id(form_id, version)
         wave_list = _parse_waves(waves, "--waves") if waves else []
         ws = workspace()
         path = ws.settings.instruments_dir / f"{form_id}__{version}.xlsx"
@@ -969,16 +969,37 @@ def _read_only(db: Path | None):
     return connect(_db(db))
 
 
-def _show(frame, title: str, as_json: bool) -> None:
+def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
+    """A table on screen that fits the terminal: columns in their order until the width is
+    used, none cut short or wrapped (a code or a wave stays whole); the columns left out
+    are named, with how to get everything."""
     if as_json:
         print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
         return
+    from rich.cells import cell_len
+
+    columns = [str(c) for c in frame.columns]
+    texts = {c: ["" if v is None or v != v else str(v) for v in frame[c]] for c in frame.columns}
+    width = console.width
+    chosen, used = [], 4
+    for c, name in zip(frame.columns, columns, strict=True):
+        need = max([cell_len(name), *(cell_len(x) for x in texts[c])]) + 3
+        if chosen and used + need > width:
+            break
+        chosen.append(c)
+        used += need
     table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(str(col), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*["" if v is None or v != v else str(v) for v in row])
+    for c in chosen:
+        table.add_column(str(c), no_wrap=True, overflow="ignore")
+    for i in range(len(frame)):
+        table.add_row(*[texts[c][i] for c in chosen])
     console.print(table)
+    left = columns[len(chosen) :]
+    if left:
+        console.print(
+            f"[dim]{len(left)} more column(s) not shown at this width: "
+            f"{', '.join(left)}. Everything: --format csv, or --out FILE.csv.[/]"
+        )
 
 
 @app.command()
@@ -1003,6 +1024,43 @@ def quarantine(
     _show(frame if as_json else frame.drop(columns=["sha256"]), "Rows in quarantine", as_json)
 
 
+@app.command("flags")
+def flags_command(
+    wave: Annotated[str | None, typer.Option(help="Only this wave.")] = None,
+    file: Annotated[
+        str | None,
+        typer.Option("--file", help="Only this file: its name, or its sha256 (or the start)."),
+    ] = None,
+    flag: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this flag: repeated_submission, same_person_same_answers, "
+            "same_person, identical_answers, straight_liner, too_few_answers, speeder."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 200,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the rows flagged for a look while loading, and whether each is excluded from
+    the indicators (only evidence of a repeated submission excludes a row)."""
+    from pipeline.publish import flags as read_flags
+
+    with friendly_errors():
+        if limit < 1:
+            raise UsageError("--limit must be at least 1", value=limit)
+        known = set(_FLAG_WORDS)
+        if flag is not None and flag not in known:
+            from pipeline.instruments import closest
+
+            raise UsageError(
+                f"unknown --flag {flag!r}" + closest(flag, known), expected=", ".join(sorted(known))
+            )
+        frame = read_flags(_read_only(db), wave=wave, file=file, flag=flag, limit=limit)
+    frame = frame[["file", "row", "flag", "excluded", "wave", "instrument", "detail"]]
+    _show(frame, "Rows flagged for a look", as_json)
+
+
 @app.command()
 def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List every file loaded: when, what, how many rows loaded, set aside, excluded as
@@ -1015,6 +1073,18 @@ def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
         _show(frame, "Loads", True)
         return
     frame = frame.drop(columns=["sha256", "encoding", "duplicates", "version", "flag_counts"])
+    first = [
+        "load_id",
+        "instrument",
+        "wave",
+        "status",
+        "rows_read",
+        "rows_loaded",
+        "rows_quarantined",
+        "rows_excluded",
+        "rows_flagged",
+    ]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
     frame = frame.rename(
         columns={
             "rows_read": "read",
@@ -1081,7 +1151,7 @@ def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
         shown = frame.copy()
         for c in shown.select_dtypes(include=["number", "bool"]).columns:
             shown[c] = shown[c].map(_number)
-        _show(shown, title, False)
+        _show(shown, title, False, "--format csv, or --out FILE.csv")
         return
     if fmt == "csv":
         text = frame.to_csv(index=False)
@@ -1450,6 +1520,8 @@ def changes(
                 f"nothing to compare for wave {wave}: it needs an earlier wave "
                 "of the same questionnaire"
             )
+        froms = sorted(set(frame["wave_from"].dropna()))
+        base = ", ".join(froms) or "the wave before"
         if not show_all:
             frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < a]
         frame = (
@@ -1500,7 +1572,7 @@ def changes(
                     "effect_size": "effect",
                 }
             )
-        _write_output(frame, fmt, out, f"Changes into {wave} ({level})")
+        _write_output(frame, fmt, out, f"Changes {base} → {wave} ({level})")
 
 
 # ------------------------------------------------------------- the store
@@ -1723,6 +1795,9 @@ def demo(
         Path, typer.Argument(help="The demo workspace (made with the BatSU example if new).")
     ] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic survey.")] = 2026,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show every file generated and loaded.")
+    ] = False,
 ) -> None:
     """Run the whole job on synthetic data: make the BatSU example workspace, generate
     three waves of survey exports, load them into its database, compute the indicators
@@ -1743,7 +1818,7 @@ def demo(
     _STATE.pop("ws", None)
     exports = folder / "exports"
     console.print(f"[bold]2.[/] Generating three waves of synthetic exports into {exports}")
-    _STATE["quiet"] = True
+    _STATE["quiet"] = not verbose
     try:
         synth(exports, seed=seed)
         db = workspace().settings.db_path

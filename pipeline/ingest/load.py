@@ -133,6 +133,45 @@ def infer_wave(path: Path, export: Export, cmap: ColumnMap) -> tuple[str, str]:
     )
 
 
+def _with_hints(exc: MappingError, path: Path, export: Export, catalog: Catalog,
+                explicit: dict | None, sheet: str | None, given: str | None) -> MappingError:  # fmt: skip
+    """The mapping error, with what would have worked: another questionnaire whose items
+    the columns match (when ``--instrument`` named one), or another sheet of a workbook
+    that holds a questionnaire's columns."""
+    hints = []
+    if given is not None:
+        try:
+            other, _, _ = infer_instrument(export, catalog, explicit, str(path))
+            if other.id != given:
+                hints.append(f"its columns match questionnaire {other.id} {other.version}: "
+                             f"--instrument {other.id}")  # fmt: skip
+        except MappingError:
+            pass
+    if export.kind == "xlsx":
+        try:
+            from python_calamine import CalamineWorkbook
+
+            names = CalamineWorkbook.from_path(str(path)).sheet_names
+        except Exception:  # noqa: BLE001 - a hint only: the error stands without it
+            names = []
+        for name in names:
+            if name == export.sheet:
+                continue
+            try:
+                other_sheet = open_export(path, sheet=name, chunk_rows=CHUNK_ROWS)
+                found, _, _ = infer_instrument(other_sheet, catalog, explicit, str(path))
+            except (MappingError, InputFileError):
+                continue
+            hints.append(f"sheet {name!r} holds questionnaire {found.id}: --sheet {name!r}")
+        if names and not hints:
+            hints.append("the workbook's sheets: " + ", ".join(map(repr, names)))
+    if not hints:
+        return exc
+    out = MappingError(exc.message + ". " + "; ".join(hints), file=exc.file, column=exc.column,
+                       expected=exc.expected)  # fmt: skip
+    return out
+
+
 # ---------------------------------------------------------------------- load
 class AlreadyLoaded(SapatError):
     """The file holds the same answers as a file already loaded (a re-export)."""
@@ -222,9 +261,12 @@ def ingest_file(
                 except MappingError as exc:
                     errors.append(exc)
             if cmap is None:
-                raise errors[0]
+                raise _with_hints(errors[0], path, export, catalog, explicit, sheet, instrument)
         else:
-            inst, cmap, how = infer_instrument(export, catalog, explicit, str(path))
+            try:
+                inst, cmap, how = infer_instrument(export, catalog, explicit, str(path))
+            except MappingError as exc:
+                raise _with_hints(exc, path, export, catalog, explicit, sheet, None) from None
             result.notes.append(f"questionnaire inferred: {how}")
         constants = apply_set_values(inst, cmap, set_values or {}, str(path))
         if constants:

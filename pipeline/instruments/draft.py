@@ -454,11 +454,17 @@ def add_version(
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
 
 
-def check_form_id(form_id: str) -> None:
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", form_id):
+def check_form_id(form_id: str, version: str = "1") -> None:
+    """A form id and version that make a workbook's file name: short codes only."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", form_id):
         raise UsageError(
-            f"--form-id {form_id!r} is not a valid code",
-            expected="lowercase letters, digits and _, starting with a letter",
+            f"--form-id {form_id[:60]!r} is not a valid code",
+            expected="lowercase letters, digits and _, starting with a letter, at most 40",
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}", version):
+        raise UsageError(
+            f"--version {version[:60]!r} is not a valid version",
+            expected="letters, digits, '.', '-' or '_', at most 20, e.g. 2026.1",
         )
 
 
