@@ -338,6 +338,19 @@ def ingest_file(
         result.rows_loaded = 0
         result.errors.insert(0, exc.as_dict())
         store.audit("load", f"{path.name} ({(result.sha256 or '')[:12]})", f"rejected: {exc.code}")
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the rest of a batch
+        result.status = "rejected"
+        result.rows_loaded = 0
+        result.errors.insert(
+            0,
+            SapatError(
+                f"Sapat could not load this file because of a problem it does not handle yet "
+                f"({type(exc).__name__}: {str(exc)[:200]}); nothing of it was stored, and the other "
+                "files of the batch were still tried. Please report it.",
+                file=str(path),
+            ).as_dict(),
+        )
+        store.audit("load", f"{path.name} ({(result.sha256 or '')[:12]})", "rejected: a bug")
     return result
 
 
