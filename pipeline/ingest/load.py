@@ -72,6 +72,10 @@ def infer_instrument(
 ) -> tuple[Instrument, ColumnMap, str]:
     """The questionnaire whose items the header matches; (instrument, map, how)."""
     best: tuple[int, Instrument] | None = None
+    # a questionnaire matches when its columns map without a problem AND hold at least one of
+    # its items (a sheet of notes maps "cleanly" onto every questionnaire by matching nothing);
+    # of several, the one that lacks nothing, then the one with most items, then the latest
+    matches: list[tuple[bool, int, Instrument, ColumnMap]] = []
     for inst in sorted(catalog.all(), key=lambda i: (i.id, i.version), reverse=True):
         try:
             cmap = map_columns(
@@ -87,6 +91,17 @@ def infer_instrument(
             if best is None or score < best[0]:
                 best = (score, inst)
             continue
+        items = {f.code for f in inst.items} & set(cmap.fields.values())
+        if not items:
+            continue
+        try:
+            check_columns(inst, cmap, file)
+            whole = True
+        except MappingError:
+            whole = False
+        matches.append((whole, len(items), inst, cmap))
+    if matches:
+        _, _, inst, cmap = max(matches, key=lambda m: (m[0], m[1]))
         return inst, cmap, f"the columns match {inst.id} {inst.version}"
     msg = "cannot tell which questionnaire this file is: its columns match none completely"
     if best:  # the full report, with suggestions, for the closest questionnaire only
