@@ -113,3 +113,33 @@ def test_columns_of_another_questionnaire_are_named(exports, batsu_workspace):
     r, (res,) = _json(["ingest", "--json", "--instrument", "employer", str(exports["2024-2025"])])
     assert res["status"] == "rejected"
     assert "--instrument staff" in res["errors"][0]["message"]
+
+
+def _commands(command, path=()):
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_shows_plain_placeholders_not_python_types():
+    """Every command's --help says what an option holds (YYYY-YYYY, FILE, N), never
+    <str>, <list[Path]> or <bool>, and paragraphs are not broken mid-sentence."""
+    import re
+
+    import typer.main
+
+    paths = list(_commands(typer.main.get_command(app)))
+    assert len(paths) > 15
+    python_type = re.compile(r"<(?:str|int|float|bool|path|Path|list\[[^\]]*\])>")
+    for path in paths:
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "120"})
+        assert r.exit_code == 0, (path, r.output)
+        assert not python_type.search(r.output), (path, python_type.findall(r.output))
+        assert "%%" not in r.output, path
+    ingest = runner.invoke(app, ["ingest", "--help"], env={"COLUMNS": "120"}).output
+    assert "FILE..." in ingest and "YYYY-YYYY" in ingest and "FIELD=VALUE" in ingest
+    # a paragraph wraps at the terminal's width, not where the docstring's line ended
+    header = ingest.split("╭")[0]
+    for paragraph in re.split(r"\n\s*\n", header):
+        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+        assert all(len(line) > 80 for line in lines[:-1]), lines

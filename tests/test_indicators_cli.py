@@ -181,3 +181,13 @@ def test_clear_usage_errors(db, args, words):
 def test_no_database_yet_is_explained(tmp_path):
     r = runner.invoke(app, ["indicators", "--db", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 2 and "sapat ingest" in r.output
+
+
+def test_screen_tables_explain_their_less_obvious_columns(db):
+    """'indicative' is explained under the table that shows it."""
+    path, _ = db
+    r = runner.invoke(
+        app, ["indicators", "--item", "se_overall", "--db", str(path)], env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 0, r.output
+    assert "indicative" in r.output and "fewer than 10 answers" in r.output

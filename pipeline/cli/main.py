@@ -21,7 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import __version__
+from pipeline.cli import placeholders
 from pipeline.errors import SapatError, UsageError
+
+placeholders.install()
 
 app = typer.Typer(
     name="sapat",
@@ -29,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 instruments_app = typer.Typer(help="See and check the questionnaires.", no_args_is_help=True)
 org_app = typer.Typer(
@@ -185,7 +189,7 @@ def synth(
         float,
         typer.Option(
             help="Your own questionnaires: share giving one answer to every "
-            "item (51 %% in a real teaching evaluation)."
+            "item (51 % in a real teaching evaluation)."
         ),
     ] = 0.2,
     identical_share: Annotated[
@@ -994,6 +998,9 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
     for i in range(len(frame)):
         table.add_row(*[texts[c][i] for c in chosen])
     console.print(table)
+    notes = [_LEGENDS[str(c)] for c in chosen if str(c) in _LEGENDS]
+    if notes:
+        console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
     left = columns[len(chosen) :]
     if left:
         console.print(
@@ -1238,6 +1245,17 @@ _HEADERS = {
     "ci_high": "CI high",
     "p_adjusted": "p (adj.)",
     "effect_size": "effect",
+}
+
+
+#: what a screen column means, printed under any table that shows it
+_LEGENDS = {
+    "indicative": "indicative = yes: the figure rests on fewer than 10 answers or on a response "
+    "rate below 50 %; read it as a guide, not a result (docs/indicators.md, 'Indicative only').",
+    "p (adj.)": "p (adj.): p-value after the correction for comparing many units at once; "
+    "below the significance level (0.05 unless set) the change is unlikely to be chance.",
+    "effect": "effect: Cohen's h for % positive (0.2 small, 0.5 medium, 0.8 large); "
+    "rank-biserial r for the answer distribution (0.1 small, 0.3 medium, 0.5 large).",
 }
 
 
