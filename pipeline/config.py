@@ -55,8 +55,12 @@ class Statistics:
     fpc: str = "auto"
 
     def signature(self) -> str:
-        """What a stored computation depends on (recompute when it changes)."""
-        return "/".join(str(getattr(self, f.name)) for f in fields(self))
+        """What a stored computation depends on (recompute when it changes): these choices
+        and the layout of the derived tables (a release that adds a column recomputes)."""
+        from pipeline.store.tables import layout_signature
+
+        choices = "/".join(str(getattr(self, f.name)) for f in fields(self))
+        return f"{choices}/layout={layout_signature()}"
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,15 @@ class Settings:
     duplicate_window_minutes: float = 60.0
     #: a submission faster than this share of the median completion time is a speeder
     speeder_fraction: float = 0.5
+    #: CSV files written: "plain" (comma, decimal point) or "excel" (";", decimal comma,
+    #: UTF-8 with BOM: what a Russian- or Kyrgyz-locale Excel opens by double-click)
+    csv: str = "plain"
     database: Path | None = None
     source: Path | None = None  # the settings file read, if any
+
+    @property
+    def excel_csv(self) -> bool:
+        return self.csv == "excel"
 
     @property
     def instruments_dir(self) -> Path:
@@ -152,6 +163,8 @@ class Settings:
             raise bad("duplicate_window_minutes", self.duplicate_window_minutes, "minutes >= 0")
         if not 0 <= self.speeder_fraction < 1:
             raise bad("speeder_fraction", self.speeder_fraction, "a share between 0 and 1")
+        if self.csv not in ("plain", "excel"):
+            raise bad("csv", self.csv, "plain or excel")
 
 
 #: settings file section.key -> (Settings attribute, or "stats.<attribute>"; type)
@@ -171,6 +184,7 @@ _KEYS = {
     ("ingest", "duplicates"): ("duplicates", str),
     ("ingest", "duplicate_window_minutes"): ("duplicate_window_minutes", float),
     ("ingest", "speeder_fraction"): ("speeder_fraction", float),
+    ("output", "csv"): ("csv", str),
 }
 #: environment variable -> settings file key
 _ENV = {

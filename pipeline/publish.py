@@ -91,6 +91,14 @@ class Tree:
             cur = self.parents.get(cur)
         return out
 
+    def within(self, unit: str) -> set[str]:
+        """``unit`` with every unit below it (teachers under their departments)."""
+        if unit == self.university:
+            return {unit, *self.parents, *self.teacher_department}
+        inside = {u for u in self.parents if unit in self.ancestors(u)}
+        inside |= {t for t, d in self.teacher_department.items() if d == unit or d in inside}
+        return inside | {unit}
+
     def scope(self, viewer: Viewer) -> set[str] | None:
         """Units the viewer may see (None: all)."""
         if viewer.everything:
@@ -322,7 +330,13 @@ def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]
     """Display names in ``lang`` of units, items, dimensions and questionnaires known to
     the store: {"unit": {code: name}, "item": {...}, ...} (codes stay their own name when
     no label is declared)."""
-    out: dict[str, dict[str, str]] = {"unit": {}, "item": {}, "dimension": {}}
+    out: dict[str, dict[str, str]] = {
+        "unit": {},
+        "item": {},
+        "dimension": {},
+        "reverse": {},
+        "instrument": {},
+    }
     have = {
         r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
     }
@@ -334,16 +348,31 @@ def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]
                 dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
             )
     if "dim_items" in have:
-        for item, dim, *labels in con.execute(
-            "SELECT item, dimension, label_ky, label_ru, label_en, dimension_label_ky, "
-            "dimension_label_ru, dimension_label_en FROM dim_items"
+        for item, dim, reverse, *labels in con.execute(
+            "SELECT item, dimension, reverse, label_ky, label_ru, label_en, dimension_label_ky, "
+            "dimension_label_ru, dimension_label_en FROM dim_items ORDER BY instrument, version"
         ).fetchall():
+            out["reverse"][item] = "yes" if reverse else ""
             out["item"][item] = _pick(
                 dict(zip(("ky", "ru", "en"), labels[:3], strict=True)), lang, item
             )
             if dim:
                 out["dimension"][dim] = _pick(
                     dict(zip(("ky", "ru", "en"), labels[3:], strict=True)), lang, dim
+                )
+        columns = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'dim_items'"
+            ).fetchall()
+        }
+        if "title_en" in columns:  # stores written before titles were kept show codes
+            for inst, *titles in con.execute(
+                "SELECT DISTINCT ON (instrument) instrument, title_ky, title_ru, title_en "
+                "FROM dim_items ORDER BY instrument, version DESC"
+            ).fetchall():
+                out["instrument"][inst] = _pick(
+                    dict(zip(("ky", "ru", "en"), titles, strict=True)), lang, inst
                 )
     return out
 

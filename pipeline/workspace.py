@@ -52,6 +52,9 @@ fpc = "auto"               # finite population correction: auto, on or off
 duplicates = "exclude"     # repeated submissions: exclude, flag (keep, mark) or off
 duplicate_window_minutes = 60   # same person, same answers within this time: a repeat
 speeder_fraction = 0.5     # faster than this share of the median time: flagged
+
+[output]
+csv = "plain"              # CSV files: plain (comma) or excel (";", decimal comma, BOM)
 """
 
 #: Empty declaration files of a new workspace: their header rows.

@@ -104,12 +104,12 @@ def test_changes_lists_the_planted_change(db):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     hits = [x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"]]
-    assert hits and all(x["p_adjusted"] < 0.05 for x in hits)
-    tests = [x["test"] for x in rows]
-    assert tests == sorted(tests, reverse=True)  # Cohen's h rows first, then rank-biserial
-    for test in set(tests):
-        sizes = [abs(x["effect_size"]) for x in rows if x["test"] == test]
-        assert sizes == sorted(sizes, reverse=True)
+    assert len(hits) == 1 and hits[0]["p_adjusted"] < 0.05
+    assert hits[0]["direction"] == ("better" if ch["delta_points"] > 0 else "worse")
+    # strongest evidence first: adjusted p, then the size of the effect
+    ps = [x["p_adjusted"] for x in rows]
+    assert ps == sorted(ps)
+    assert all(x["significant"] and x["p_adjusted"] < 0.05 for x in rows)
 
 
 def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
@@ -117,22 +117,23 @@ def test_changes_table_shows_percent_positive_as_the_indicator_tables_do(db):
     elsewhere, and p to three decimals or as <0.001; the JSON keeps the stored values."""
     path, truth = db
     ch = truth["planted_changes"][0]
-    args = ["changes", "--db", str(path), "--wave", ch["wave_to"]]
+    args = ["changes", "--db", str(path), "--wave", ch["wave_to"], "--lang", "en"]
     rows = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout.splitlines()[-1])
     hit = next(x for x in rows if x["unit"] == ch["unit"] and x["item"] == ch["item"])
     table = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    assert "% positive" in table.output
-    line = next(ln for ln in table.output.splitlines() if ch["unit"] in ln and ch["item"] in ln)
+    assert "% positive (then → now)" in table.output
+    line = next(ln for ln in table.output.splitlines() if "→" in ln and hit["unit_name"][:12] in ln)
     cells = [c.strip() for c in line.split("│")]
 
-    def pct(share):
-        return f"{share * 100:.1f}".removesuffix(".0")
+    def pct(x):
+        return f"{x:.1f}".removesuffix(".0")
 
-    assert f"{pct(hit['share_from'])} → {pct(hit['share_to'])}" in cells
+    assert f"{pct(hit['pct_from'])} → {pct(hit['pct_to'])}" in cells
     assert f"{int(hit['n_from'])} → {int(hit['n_to'])}" in cells
     p = hit["p_adjusted"]
     assert ("<0.001" if p < 0.001 else f"{p:.3f}") in cells
+    assert hit["direction_text"] in cells
     # an 80-column terminal shows every value whole (nothing cut short with "…")
     narrow = runner.invoke(app, args, env={"COLUMNS": "80"})
     body = [ln for ln in narrow.output.splitlines() if ln.startswith("│")]
@@ -148,7 +149,7 @@ def test_counts_are_whole_numbers_in_json_and_csv(db):
         ["changes", "--db", str(path), "--wave", ch["wave_to"], "--show-all", "--format", "json"],
     )
     rows = json.loads(r.stdout.strip().splitlines()[-1])
-    for key in ("n_from", "n_to", "x_from", "x_to", "family_size"):
+    for key in ("n_from", "n_to"):
         assert all(isinstance(x[key], int) or x[key] is None for x in rows), key
     assert any(x["n_from"] is None for x in rows) or all(x["n_from"] >= 3 for x in rows)
     r = runner.invoke(
@@ -186,8 +187,47 @@ def test_no_database_yet_is_explained(tmp_path):
 def test_screen_tables_explain_their_less_obvious_columns(db):
     """'indicative' is explained under the table that shows it."""
     path, _ = db
-    r = runner.invoke(
-        app, ["indicators", "--item", "se_overall", "--db", str(path)], env={"COLUMNS": "200"}
-    )
+    args = ["indicators", "--item", "se_overall", "--db", str(path)]
+    r = runner.invoke(app, [*args, "--lang", "en"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "indicative" in r.output and "fewer than 10 answers" in r.output
+    assert "Indicative" in r.output and "fewer than 10 answers" in r.output
+    assert "sampling error only" in r.output  # what an interval covers
+    # the workspace's language (Kyrgyz for BatSU) by default
+    ky = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert "Болжолдуу гана" in ky.output and "10дон аз" in ky.output
+    assert "факультет" in ky.output.lower() and "(faculty)" not in ky.output
+
+
+def test_a_deans_workbook_in_kyrgyz_with_the_university_beside_each_row(db, tmp_path):
+    """sapat indicators --unit F-NHP --lang ky --out f.xlsx: Kyrgyz names, the university's
+    value beside each row, display rounded while the cell keeps the full value."""
+    import openpyxl
+
+    path, _ = db
+    out = tmp_path / "f.xlsx"
+    args = ["indicators", "--db", str(path), "--unit", "F-NHP", "--lang", "ky"]
+    r = runner.invoke(app, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    full = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout.splitlines()[-1])
+    wb = openpyxl.load_workbook(out)
+    sheet = wb.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, [c for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
+    assert rows and {r["unit"].value for r in rows} == {"F-NHP"}
+    assert {r["unit_name"].value for r in rows} == {
+        "Табигый-гуманитардык жана педагогикалык факультет"
+    }
+    se = [r for r in rows if r["item"].value == "se_it02"]
+    assert se and se[0]["item_name"].value.startswith("Компьютер класстары")
+    shown = [r for r in rows if r["pct_positive"].value is not None]
+    assert shown and all(r["university_pct_positive"].value is not None for r in shown)
+    by_key = {(x["wave"], x["item"]): x for x in full}
+    for r in shown[:20]:
+        x = by_key[(r["wave"].value, r["item"].value)]
+        assert r["pct_positive"].value == x["pct_positive"]  # the exact value is kept
+        assert r["pct_positive"].number_format == "0.0"  # ...and shown rounded
+        assert r["university_pct_positive"].value == x["university_pct_positive"]
+    about = [row for row in wb.worksheets[1].iter_rows(values_only=True)]
+    assert wb.worksheets[1].title == "Мамычалар жөнүндө"
+    assert any(row[0] == "university_pct_positive" for row in about)
+    assert any(row[0] and "Ишеним аралыгы" in str(row[0]) for row in about)

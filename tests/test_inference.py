@@ -672,3 +672,66 @@ def test_functions_accept_no_by_columns(sample):
     assert len(dunn_pairwise(one_wave, "faculty")) == 6
     trend = trend_logistic(counts.groupby(["wave", "answer"], as_index=False)["count"].sum())
     assert list(trend["term"]) == ["intercept", "slope"] and trend["converged"].all()
+
+
+# --------------------------------------------------- exact test where the approximation is poor
+def _fisher_by_enumeration(x_a, n_a, x_b, n_b):
+    """Two-sided Fisher p as R's fisher.test defines it: the probability of every table with
+    the same margins no more likely than the observed one (relative tolerance 1e-7)."""
+    from math import comb
+
+    k, n = x_a + x_b, n_a + n_b
+    prob = {
+        a: comb(n_a, a) * comb(n_b, k - a) / comb(n, k)
+        for a in range(max(0, k - n_b), min(k, n_a) + 1)
+    }
+    return sum(p for p in prob.values() if p <= prob[x_a] * (1 + 1e-7))
+
+
+def _two_samples(pos_from, n_from, pos_to, n_to):
+    """A two-wave count table on a 5-point scale: positive answers coded 5, the rest 2."""
+    rows = []
+    for wave, pos, n in (("before", pos_from, n_from), ("after", pos_to, n_to)):
+        rows += [(wave, 5, pos), (wave, 2, n - pos)]
+    return pd.DataFrame(rows, columns=["wave", "answer", "count"]).assign(item="q")
+
+
+def test_the_rule_sends_small_expected_counts_to_fishers_exact_test():
+    from pipeline.methods.inference import MIN_EXPECTED_COUNT, approximation_poor
+
+    assert MIN_EXPECTED_COUNT == 5
+    # 0/5 then 8/11: expected positives in the small wave 5·8/16 = 2.5 < 5
+    assert approximation_poor(0, 5, 8, 11).all()
+    # 50/100 then 60/100: every expected count ≥ 45
+    assert not approximation_poor(50, 100, 60, 100).any()
+    # all positive in both waves: expected "not positive" counts are 0 < 5, but it is
+    # Fisher's p = 1 anyway; an empty wave is never "poor" (no test at all)
+    assert not approximation_poor(0, 0, 3, 10).any()
+
+    small = wave_change(_two_samples(0, 5, 8, 11), ["item"], "wave", "before", "after")
+    row = small[small["test"] == "two_proportion_z"].iloc[0]
+    assert row["p_method"] == "fisher_exact"
+    assert row["p_value"] == pytest.approx(_fisher_by_enumeration(8, 11, 0, 5), rel=1e-12)
+    assert row["p_value"] > 0.02  # the z test's 0.0038 overstated the evidence
+    # R: fisher.test(matrix(c(3, 1, 1, 3), 2))$p.value == 0.4857143 (the tea-tasting example)
+    tea = wave_change(_two_samples(1, 4, 3, 4), ["item"], "wave", "before", "after")
+    assert tea.loc[tea["test"] == "two_proportion_z", "p_value"].iloc[0] == pytest.approx(
+        0.4857142857, abs=1e-9
+    )
+    large = wave_change(_two_samples(50, 100, 60, 100), ["item"], "wave", "before", "after")
+    big = large[large["test"] == "two_proportion_z"].iloc[0]
+    assert big["p_method"] == "normal"
+    # R: prop.test(c(60, 50), c(100, 100), correct = FALSE): X-squared = 2.0202, p = 0.1552
+    assert big["p_value"] == pytest.approx(
+        stats.chi2.sf(0.1**2 / (0.55 * 0.45 * 0.02), 1), rel=1e-12
+    )
+    assert big["p_value"] == pytest.approx(0.1552, abs=5e-5)
+
+
+def test_rank_test_is_not_given_on_fewer_than_ten_answers_a_side():
+    res = wave_change(_two_samples(2, 9, 7, 30), ["item"], "wave", "before", "after")
+    mw = res[res["test"] == "mann_whitney"].iloc[0]
+    assert mw["p_method"] == "too_few_answers" and np.isnan(mw["p_value"])
+    assert np.isnan(mw["p_adjusted"]) and mw["family_size"] == 0
+    ok = wave_change(_two_samples(2, 10, 7, 30), ["item"], "wave", "before", "after")
+    assert ok.loc[ok["test"] == "mann_whitney", "p_method"].iloc[0] == "normal"

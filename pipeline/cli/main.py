@@ -716,6 +716,31 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UnitOption = Annotated[
+    str | None,
+    typer.Option(help="Only this unit and the units below it (a code: sapat org show)."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="table (screen), csv, json or xlsx (default: from --out)."),
+]
+OutOption = Annotated[Path | None, typer.Option(help="Write to this file: .xlsx, .csv or .json.")]
+ExcelOption = Annotated[
+    bool,
+    typer.Option(
+        "--excel",
+        help="CSV for Excel with a decimal comma: ';' between fields, UTF-8 with BOM "
+        "(default: the workspace's csv setting).",
+    ),
+]
+
+
+def _check_unit(unit: str | None, tree) -> None:
+    """An unknown --unit is an error with the closest known codes."""
+    if unit is None:
+        return
+    known = {tree.university, *tree.parents, *tree.teacher_department}
+    _check_name("unit", unit, known, "a unit code: sapat org show")
 
 
 def _db(db: Path | None) -> Path:
@@ -973,6 +998,12 @@ def _read_only(db: Path | None):
     return connect(_db(db))
 
 
+#: a prose column wider than this wraps on screen
+WRAP_AT = 40
+#: ... and may be narrowed down to this to make room for more columns
+MIN_WRAP = 14
+
+
 def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
     """A table on screen that fits the terminal: columns in their order until the width is
     used, none cut short or wrapped (a code or a wave stays whole); the columns left out
@@ -985,20 +1016,35 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
     columns = [str(c) for c in frame.columns]
     texts = {c: ["" if v is None or v != v else str(v) for v in frame[c]] for c in frame.columns}
     width = console.width
-    chosen, used = [], 4
+    needs, prose = {}, set()
     for c, name in zip(frame.columns, columns, strict=True):
-        need = max([cell_len(name), *(cell_len(x) for x in texts[c])]) + 3
-        if chosen and used + need > width:
+        needs[c] = max([cell_len(name), *(cell_len(x) for x in texts[c])]) + 3
+        if needs[c] > MIN_WRAP + 3 and " " in "".join(texts[c][:50]):
+            prose.add(c)  # prose (a question, a unit's name) may wrap; codes never do
+    # keep as many columns as fit, narrowing prose columns (down to MIN_WRAP) before
+    # leaving any column out
+    chosen = list(frame.columns)
+    while True:
+        fixed = sum(needs[c] for c in chosen if c not in prose) + 4
+        wrap_cols = [c for c in chosen if c in prose]
+        room = width - fixed
+        each = room // len(wrap_cols) - 3 if wrap_cols else WRAP_AT
+        if (room >= 0 and each >= MIN_WRAP) or len(chosen) == 1:
             break
-        chosen.append(c)
-        used += need
-    table = Table(title=title)
+        chosen.pop()
+    width_of = {c: max(min(each, WRAP_AT, needs[c] - 3), MIN_WRAP) for c in wrap_cols}
+    wrapped = {c for c in wrap_cols if needs[c] - 3 > width_of[c]}
+    table = Table(title=title, show_lines=bool(wrapped))
     for c in chosen:
-        table.add_column(str(c), no_wrap=True, overflow="ignore")
+        if c in wrap_cols:
+            table.add_column(str(c), max_width=width_of[c], overflow="fold")
+        else:
+            table.add_column(str(c), no_wrap=True, overflow="ignore")
     for i in range(len(frame)):
         table.add_row(*[texts[c][i] for c in chosen])
     console.print(table)
-    notes = [_LEGENDS[str(c)] for c in chosen if str(c) in _LEGENDS]
+    legends = _legends()
+    notes = list(dict.fromkeys(legends[str(c)] for c in chosen if str(c) in legends))
     if notes:
         console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
     left = columns[len(chosen) :]
@@ -1140,62 +1186,115 @@ def _whole_counts(frame):
     return out
 
 
-def _write_output(frame, fmt: str | None, out: Path | None, title: str) -> None:
-    if fmt is None:
-        fmt = "table" if out is None else out.suffix.lower().lstrip(".")
-        if fmt not in ("csv", "json", "table"):
-            raise UsageError(
-                f"--out {out.name}: cannot tell the format from the extension",
-                expected="a .csv or .json file, or --format csv|json",
-            )
-    if fmt not in ("table", "csv", "json"):
-        raise UsageError(f"unknown --format {fmt!r}", expected="table, csv or json")
+def _format(output_format: str | None, out: Path | None) -> str:
+    """The output format: ``--format``, else from ``--out``'s extension, else the screen."""
+    from pipeline.outputs import format_from
+
+    fmt = format_from(out, output_format)
     if fmt == "table" and out is not None:
-        raise UsageError("--format table is for the screen; give --format csv or json with --out")
-    if fmt != "table":
-        frame = _whole_counts(frame)
+        raise UsageError("--format table is for the screen; give --out FILE.xlsx, .csv or .json")
+    return fmt
+
+
+def _write_output(
+    frame,
+    fmt: str | None,
+    out: Path | None,
+    title: str,
+    *,
+    excel: bool = False,
+    lang: str = "en",
+    notes: list[str] | None = None,
+) -> None:
+    """Show ``frame`` on screen, print it (csv, json) or write it to ``out`` (csv, json,
+    xlsx); files keep every column at full precision, the screen rounds."""
+    from pipeline.outputs import write_table
+
+    fmt = _format(fmt, out) if fmt is None or out is not None else fmt
+    if fmt not in ("table", "csv", "json", "xlsx"):
+        raise UsageError(f"unknown --format {fmt!r}", expected="table, csv, json or xlsx")
+    notes = notes or []
     if fmt == "table":
         shown = frame.copy()
         for c in shown.select_dtypes(include=["number", "bool"]).columns:
             shown[c] = shown[c].map(_number)
-        _show(shown, title, False, "--format csv, or --out FILE.csv")
+        for line in frame.attrs.get("context", []):
+            title += f"\n{line}"
+        _show(shown, title, False, "--format csv, or --out FILE.xlsx")
+        if notes:
+            console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
         return
-    if fmt == "csv":
-        text = frame.to_csv(index=False)
-    else:
-        text = frame.to_json(orient="records", force_ascii=False, date_format="iso")
-    if out:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                f"--out: cannot write the file ({exc.strerror})",
-                file=str(out),
-                expected="a file in a folder that exists and may be written",
-            ) from exc
-        err.print(f"Wrote {len(frame):,} rows to {out}")
-    else:
-        print(text)
+    frame = _whole_counts(frame)
+    excel = excel or workspace().settings.excel_csv if fmt == "csv" else False
+    if out is None:
+        from pipeline.outputs import write_stream
+
+        write_stream(frame, sys.stdout, fmt=fmt, excel_csv=excel)
+        return
+    from pipeline.store.tables import column_meanings
+
+    meanings = {**column_meanings(), **_VIEW_COLUMNS}
+    write_table(
+        frame,
+        out,
+        fmt=fmt,
+        title=title,
+        columns={c: meanings.get(c, "") for c in frame.columns},
+        excel_csv=excel,
+        lang=lang,
+        notes=notes,
+    )
+    err.print(f"Wrote {len(frame):,} rows to {out}")
+
+
+#: meanings of the columns views add to the stored ones (the xlsx "about" sheet)
+_VIEW_COLUMNS = {
+    "instrument_name": "the questionnaire's title in the chosen language",
+    "unit_name": "the unit's name in the chosen language",
+    "item_name": "the question as worded in the chosen language",
+    "dimension_name": "the dimension's name in the chosen language",
+    "pct_from": "% positive in the earlier wave",
+    "pct_to": "% positive in the later wave",
+    "change_points": "% positive now minus then, in percentage points",
+    "direction": "better or worse, taking a reverse-worded item into account",
+    "direction_text": "the same in the chosen language",
+    "reverse_worded": "true when agreeing is the unfavourable answer (e.g. conflicts at work)",
+    "p_adjusted": "the smaller of the two corrected p-values; below alpha: significant",
+    "p_adjusted_pct": "p-value of the test on % positive, corrected over every comparison "
+    "of this list",
+    "p_method_pct": "normal approximation, or Fisher's exact test where counts are small",
+    "p_adjusted_rank": "p-value of the Mann-Whitney test on all answers, corrected over "
+    "every comparison of this list (none under 10 answers a side)",
+    "p_method_rank": "normal, or too_few_answers (no p-value)",
+    "significant": "p_adjusted below the significance level",
+    "university_pct_positive": "the university's % positive for the same item and wave",
+    "university_mean": "the university's mean for the same item and wave",
+    "vs_rest": "higher or lower than the rest of the university after correction, "
+    "or empty when not distinguishable",
+    "vs_rest_p_adjusted": "corrected p-value of the unit against the rest (% positive)",
+}
 
 
 #: What ``sapat indicators`` shows on screen for each table (csv/json: every column).
 SCREEN = {
     "items": [
         "wave",
-        "unit",
-        "item",
+        "unit_name",
+        "item_name",
         "n",
         "mean",
         "pct_positive",
         "pct_positive_ci_low",
         "pct_positive_ci_high",
+        "university_pct_positive",
+        "vs_rest",
         "response_rate",
         "indicative_only",
     ],
     "dimensions": [
         "wave",
-        "unit",
-        "dimension",
+        "unit_name",
+        "dimension_name",
         "n",
         "mean",
         "pct_positive",
@@ -1248,15 +1347,83 @@ _HEADERS = {
 }
 
 
-#: what a screen column means, printed under any table that shows it
-_LEGENDS = {
-    "indicative": "indicative = yes: the figure rests on fewer than 10 answers or on a response "
-    "rate below 50 %; read it as a guide, not a result (docs/indicators.md, 'Indicative only').",
-    "p (adj.)": "p (adj.): p-value after the correction for comparing many units at once; "
-    "below the significance level (0.05 unless set) the change is unlikely to be chance.",
-    "effect": "effect: Cohen's h for % positive (0.2 small, 0.5 medium, 0.8 large); "
-    "rank-biserial r for the answer distribution (0.1 small, 0.3 medium, 0.5 large).",
+def _legends() -> dict[str, str]:
+    """What a screen column means, by its header in any language, printed under any table
+    that shows it (message ids ``legend.*`` of pipeline/locale)."""
+    from pipeline.locale import LANGUAGES, t
+
+    out = {}
+    for lang in LANGUAGES:
+        for col, legend in (
+            ("col.indicative", "legend.indicative"),
+            ("col.p_adjusted", "legend.p_adjusted"),
+            ("col.effect_size", "legend.effect_size"),
+        ):
+            out[t(col, lang)] = t(legend, lang)
+    out.setdefault("indicative", t("legend.indicative", "en"))
+    out.setdefault("p (adj.)", t("legend.p_adjusted", "en"))
+    out.setdefault("effect", t("legend.effect_size", "en"))
+    return out
+
+
+#: screen headers in the reader's language (message ids of pipeline/locale)
+_SAY = {
+    "wave": "col.wave",
+    "unit_name": "col.unit_name",
+    "item_name": "col.item_name",
+    "dimension_name": "col.dimension_name",
+    "instrument_name": "col.instrument_name",
+    "n": "col.n",
+    "mean": "col.mean",
+    "pct_positive": "col.pct_positive",
+    "university_pct_positive": "col.university_pct",
+    "vs_rest": "col.vs_university",
+    "response_rate": "col.response_rate",
+    "indicative_only": "col.indicative",
+    "pct_positive_ci": "col.ci",
+    "ci": "col.ci",
 }
+
+
+#: columns that say what a row is about (lifted above the table when every row shares one)
+_CONTEXT = ("instrument_name", "wave", "unit_name", "item_name", "dimension_name")
+
+
+def _screen(frame, cli_name: str, lang: str):
+    """The columns of a table a person reads on screen, headed in ``lang``; a response
+    rate shown in percent like every other share."""
+    from pipeline.locale import t as say
+
+    cols = [c for c in SCREEN.get(cli_name, list(frame.columns)) if c in frame]
+    shown = frame[cols].copy()
+    if "response_rate" in shown:
+        shown["response_rate"] = 100 * shown["response_rate"].astype(float)
+    for low, high, name in (
+        ("pct_positive_ci_low", "pct_positive_ci_high", "pct_positive_ci"),
+        ("ci_low", "ci_high", "ci"),
+    ):
+        if low in shown and high in shown:
+            lo, hi = shown[low].astype(float), shown[high].astype(float)
+            text = [
+                "" if a != a or b != b else f"{a:.1f}–{b:.1f}" for a, b in zip(lo, hi, strict=True)
+            ]
+            shown.insert(shown.columns.get_loc(low), name, text)
+            shown = shown.drop(columns=[low, high])
+    if "indicative_only" in shown:
+        shown["indicative_only"] = [
+            "" if v is None or v != v else say("yes" if v else "no", lang)
+            for v in shown["indicative_only"]
+        ]
+    headers = {c: say(_SAY[c], lang) for c in cols if c in _SAY}
+    headers.update({c: h for c, h in _HEADERS.items() if c not in headers})
+    # what every row shares (one unit, one question) goes above the table, once
+    context = [
+        c for c in _CONTEXT if c in shown and len(shown) > 1 and shown[c].nunique(dropna=False) == 1
+    ]
+    lifted = [f"{headers.get(c, c)}: {shown[c].iloc[0]}" for c in context]
+    shown = shown.drop(columns=context).rename(columns=headers)
+    shown.attrs["context"] = lifted
+    return shown
 
 
 def _check_name(kind: str, value: str | None, known, hint: str = "") -> None:
@@ -1344,6 +1511,8 @@ def _fresh(db: Path | None, options: dict, full: bool):
         _audit_settings(store, ws)
         done = recompute(store, ws.registry, ws.catalog, stats, full=full, progress=update)
         if len(done):
+            # names and wording as declared now (a release may keep more of them)
+            store.write_declarations(ws.catalog, ws.registry.units)
             store.audit("recompute", f"{len(done)} questionnaire × wave", stats.signature())
             err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
         store.publish(snaps, stats.signature())
@@ -1397,11 +1566,11 @@ def indicators(
         str | None,
         typer.Option(help="Correction for many tests at once: holm or bh (Benjamini-Hochberg)."),
     ] = None,
-    output_format: Annotated[
-        str | None,
-        typer.Option("--format", help="table, csv or json (default: from --out, else table)."),
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write to this file (.csv or .json).")] = None,
+    unit: UnitOption = None,
+    lang: LangOption = None,
+    output_format: FormatOption = None,
+    out: OutOption = None,
+    excel: ExcelOption = False,
     db: DbOption = None,
 ) -> None:
     """Compute the satisfaction indicators and show them, small groups hidden.
@@ -1413,10 +1582,13 @@ def indicators(
     shown.
     """
     from pipeline.indicators import ORG_LEVELS
+    from pipeline.locale import t as say
     from pipeline.publish import OFFICE, Tree, read, table_of
+    from pipeline.views.indicators import in_context
 
     with friendly_errors():
         _check_statistics(confidence, ci_method, adjust)
+        language = _lang(lang)
         if outcomes:
             table = "outcomes"
         if dimension and table == "items":
@@ -1429,6 +1601,8 @@ def indicators(
         if wave:
             _parse_waves(wave)
         ws = workspace()
+        tree = Tree.of(ws.registry)
+        _check_unit(unit, tree)
         options = {"confidence": confidence, "ci_method": ci_method, "adjust": adjust}
         con = _fresh(db, options, recompute_all)
         loaded = con.execute(
@@ -1458,21 +1632,32 @@ def indicators(
         if "org_level" in t.names:
             filters["org_level"] = level or "faculty"
         frame = read(
+            con, t.name, viewer=OFFICE, tree=tree, min_n=ws.settings.min_n, filters=filters
+        )
+        frame = in_context(
             con,
-            t.name,
+            frame,
+            t,
             viewer=OFFICE,
-            tree=Tree.of(ws.registry),
+            tree=tree,
             min_n=ws.settings.min_n,
-            filters=filters,
+            lang=language,
+            alpha=ws.settings.stats.alpha,
+            unit=unit,
         )
-        fmt = output_format or (None if out else "table")
-        if fmt == "table" and out is None:
-            cols = [c for c in SCREEN.get(t.cli_name, t.names) if c in frame]
-            frame = frame[cols].rename(columns=_HEADERS)
-        title = f"{t.cli_name}" + (
-            f": {filters.get('org_level')}" if "org_level" in filters else ""
+        fmt = _format(output_format, out)
+        notes = []
+        if "pct_positive_ci_low" in frame or "ci_low" in frame:
+            notes.append(say("note.interval", language))
+        if fmt == "table":
+            frame = _screen(frame, t.cli_name, language)
+        level_text = f" ({filters['org_level']})" if "org_level" in filters else ""
+        title = (
+            say("title.items", language, level=say(f"level.{filters.get('org_level')}", language))
+            if t.cli_name == "items"
+            else f"{t.cli_name}{level_text}"
         )
-        _write_output(frame, fmt, out, title)
+        _write_output(frame, fmt, out, title, excel=excel, lang=language, notes=notes)
 
 
 @app.command()
@@ -1482,6 +1667,7 @@ def changes(
         str, typer.Option(help="university, faculty, department, programme or teacher.")
     ] = "faculty",
     instrument: Annotated[str | None, typer.Option(help="Only this questionnaire.")] = None,
+    unit: UnitOption = None,
     alpha: Annotated[
         float | None,
         typer.Option(
@@ -1491,29 +1677,35 @@ def changes(
     show_all: Annotated[
         bool, typer.Option("--show-all", help="List every comparison, not only significant ones.")
     ] = False,
-    output_format: Annotated[
-        str | None, typer.Option("--format", help="table, csv or json.")
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    lang: LangOption = None,
+    output_format: FormatOption = None,
+    out: OutOption = None,
+    excel: ExcelOption = False,
     db: DbOption = None,
 ) -> None:
-    """List the significant changes from the previous wave, largest effect first.
+    """List what changed significantly since the previous wave, better or worse, the
+    strongest evidence first.
 
-    Read from the stored tests (`sapat indicators` computes them): a two-proportion test
-    on % positive (effect size Cohen's h) and Mann-Whitney on the whole answer
-    distribution, corrected for testing many units at once (Holm, or the workspace's
-    adjust setting). Only items worded the same in both waves are compared.
+    Read from the stored tests (`sapat indicators` computes them): % positive (Fisher's
+    exact test where counts are small, else the two-proportion z test; effect size
+    Cohen's h) and the whole answer distribution (Mann-Whitney, at least 10 answers a
+    side). The correction for many comparisons (Holm, or the workspace's adjust setting)
+    is made over every comparison this list considered, so the chance that it holds any
+    false alarm stays at about the significance level. "better" and "worse" take a
+    reverse-worded item into account. Only items worded the same in both waves are
+    compared.
     """
-    import pandas as pd
-
     from pipeline.indicators import ORG_LEVELS
-    from pipeline.publish import OFFICE, Tree, read
+    from pipeline.locale import t
+    from pipeline.publish import OFFICE, Tree
+    from pipeline.views.changes import change_list
 
     with friendly_errors():
         if level not in ORG_LEVELS:
             raise UsageError(f"unknown --level {level!r}", expected=", ".join(ORG_LEVELS))
         _parse_waves(wave)
         ws = workspace()
+        language = _lang(lang)
         a = ws.settings.stats.alpha if alpha is None else alpha
         if not 0 < a < 0.5:
             raise UsageError(
@@ -1521,76 +1713,90 @@ def changes(
                 value=a,
                 expected="a significance level such as 0.05",
             )
+        tree = Tree.of(ws.registry)
+        _check_unit(unit, tree)
         con = _fresh(db, {}, False)
         if not con.execute("SELECT count(*) FROM pub_loads").fetchone()[0]:
             raise UsageError("nothing is loaded yet: load files with `sapat ingest` first")
-        filters = {"wave": wave, "org_level": level, "instrument": instrument}
-        frame = read(
+        result = change_list(
             con,
-            "ind_changes",
+            wave=wave,
             viewer=OFFICE,
-            tree=Tree.of(ws.registry),
+            tree=tree,
             min_n=ws.settings.min_n,
-            filters={k: v for k, v in filters.items() if v is not None},
+            alpha=a,
+            adjust=ws.settings.stats.adjust,
+            level=level,
+            instrument=instrument,
+            unit=unit,
+            lang=language,
+            show_all=show_all,
         )
-        if frame.empty:
+        if not result.family_size and result.rows.empty:
             raise UsageError(
                 f"nothing to compare for wave {wave}: it needs an earlier wave "
                 "of the same questionnaire"
             )
-        froms = sorted(set(frame["wave_from"].dropna()))
-        base = ", ".join(froms) or "the wave before"
-        if not show_all:
-            frame = frame[pd.to_numeric(frame["p_adjusted"], errors="coerce") < a]
-        frame = (
-            frame.assign(_size=pd.to_numeric(frame["effect_size"]).abs())
-            .sort_values(["test", "_size"], ascending=[False, False])
-            .drop(columns="_size")
+        title = t(
+            "title.changes",
+            language,
+            wave_from=result.wave_from or "?",
+            wave_to=wave,
+            level=t(f"level.{level}", language),
         )
-        fmt = output_format or (None if out else "table")
-        if fmt == "table" and out is None:
-            frame = frame.assign(
-                test=frame["test"]
-                .map({"two_proportion_z": "% pos", "mann_whitney": "M-W"})
-                .fillna(frame["test"])
+        notes = [
+            t(
+                "note.changes",
+                language,
+                adjust=result.adjust,
+                m=result.family_size,
+                alpha=result.alpha,
             )
+        ]
+        if result.rows["reverse_worded"].any():
+            notes.append(t("note.reverse", language))
+        frame = result.rows
+        fmt = _format(output_format, out)
+        if fmt == "table":
+            frame = _change_screen(frame, language)
+        _write_output(frame, fmt, out, title, excel=excel, lang=language, notes=notes)
 
-            def pct(share) -> str:
-                return "" if pd.isna(share) else f"{100 * share:.1f}".removesuffix(".0")
 
-            def count(n) -> str:
-                return "" if pd.isna(n) else f"{int(n)}"
+def _change_screen(frame, lang: str):
+    """The change list as a dean reads it on screen: names, then → now, in words."""
+    import pandas as pd
 
-            frame = frame.assign(
-                n=[
-                    f"{count(x)} → {count(y)}"
-                    for x, y in zip(
-                        pd.to_numeric(frame["n_from"]), pd.to_numeric(frame["n_to"]), strict=True
-                    )
-                ],
-                positive=[
-                    f"{pct(x)} → {pct(y)}"
-                    for x, y in zip(
-                        pd.to_numeric(frame["share_from"]),
-                        pd.to_numeric(frame["share_to"]),
-                        strict=True,
-                    )
-                ],
-                p_adjusted=[
-                    "" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
-                    for p in pd.to_numeric(frame["p_adjusted"])
-                ],
-            )
-            frame = frame[
-                ["unit", "item", "test", "n", "positive", "p_adjusted", "effect_size"]
-            ].rename(
-                columns={
-                    "positive": "% positive",
-                    "p_adjusted": "p (adj.)",
-                    "effect_size": "effect",
-                }
-            )
-        _write_output(frame, fmt, out, f"Changes {base} → {wave} ({level})")
+    from pipeline.locale import t
+
+    def pct(x) -> str:
+        return "" if pd.isna(x) else f"{x:.1f}".removesuffix(".0")
+
+    def count(n) -> str:
+        return "" if pd.isna(n) else f"{int(n)}"
+
+    def p_text(p) -> str:
+        return "" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+    screen = pd.DataFrame(
+        {
+            t("col.unit_name", lang): frame["unit_name"],
+            t("col.item_name", lang): frame["item_name"],
+            t("col.n_change", lang): [
+                f"{count(a)} → {count(b)}"
+                for a, b in zip(frame["n_from"], frame["n_to"], strict=True)
+            ],
+            t("col.pct_change", lang): [
+                f"{pct(a)} → {pct(b)}"
+                for a, b in zip(frame["pct_from"], frame["pct_to"], strict=True)
+            ],
+            t("col.direction", lang): frame["direction_text"],
+            t("col.p_adjusted", lang): [p_text(p) for p in frame["p_adjusted"]],
+            t("col.effect_size", lang): [
+                "" if pd.isna(h) else f"{h:+.2f}" for h in frame["effect_size"]
+            ],
+        }
+    )
+    return screen
 
 
 # ------------------------------------------------------------- the store

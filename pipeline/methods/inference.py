@@ -18,10 +18,16 @@ into individual answers, for all tests of a call at once (vectorised over famili
 Conventions (all agree with R and scipy, see ``tests/data/reference/README.md``):
 
 * two-proportion test: pooled z without continuity correction, ``p = 2 Φ(−|z|)``, unpooled Wald
-  interval for the difference (R ``prop.test(correct=FALSE)``), Cohen's h.
+  interval for the difference (R ``prop.test(correct=FALSE)``), Cohen's h. Where the normal
+  approximation is poor (:func:`approximation_poor`: an expected count of the 2 × 2 table below
+  5, Cochran's rule) the p-value is Fisher's exact test instead (R ``fisher.test``); the row's
+  ``p_method`` says which.
 * Mann–Whitney: normal approximation with tie and continuity correction (R
   ``wilcox.test(exact=FALSE, correct=TRUE)``, scipy ``mannwhitneyu(method="asymptotic")``);
-  effect size is the rank-biserial correlation ``r = 2U/(n_a n_b) − 1``.
+  effect size is the rank-biserial correlation ``r = 2U/(n_a n_b) − 1``. With fewer than
+  :data:`MIN_N_RANK_TEST` answers on either side the approximation is not trusted (scipy's
+  guidance for tied data) and no p-value is given (``p_method`` ``too_few_answers``); the exact
+  test on % positive covers those comparisons.
 * Kruskal–Wallis with the tie correction (R ``kruskal.test``, scipy ``kruskal``); effect size
   epsilon squared ``H / (N − 1)``. Dunn's pairwise z with the tie correction.
 * logistic trend: maximum likelihood by Newton's method to machine precision, Wald statistics from
@@ -68,13 +74,21 @@ import pandas as pd
 from scipy import special, stats
 
 from pipeline.errors import UsageError
+from pipeline.methods.multiplicity import (
+    AdjustMethod,
+    _adjust_method,
+    adjust_pvalues,
+)
 
 __all__ = [
     "AdjustMethod",
     "EffectSize",
+    "PMethod",
+    "approximation_poor",
     "StatTest",
     "adjust_pvalues",
     "dunn_pairwise",
+    "fisher_exact_p",
     "kruskal_from_counts",
     "mann_kendall",
     "mann_whitney_from_counts",
@@ -84,15 +98,6 @@ __all__ = [
     "unit_vs_rest",
     "wave_change",
 ]
-
-
-class AdjustMethod(StrEnum):
-    """Multiple-comparison adjustments (R ``p.adjust`` names in brackets)."""
-
-    HOLM = "holm"  # "holm"
-    BH = "bh"  # "BH", statsmodels "fdr_bh"
-    BONFERRONI = "bonferroni"  # "bonferroni"
-    NONE = "none"  # "none"
 
 
 class StatTest(StrEnum):
@@ -116,106 +121,17 @@ class EffectSize(StrEnum):
     KENDALL_TAU_B = "kendall_tau_b"
 
 
-_ADJUST_ALIASES = {"fdr_bh": AdjustMethod.BH, "BH": AdjustMethod.BH, "fdr": AdjustMethod.BH}
-
-
 # ---------------------------------------------------------------------------------------------
 # Multiple comparisons
 # ---------------------------------------------------------------------------------------------
 
 
-def _adjust_method(method: str | AdjustMethod) -> AdjustMethod:
-    if isinstance(method, str) and method in _ADJUST_ALIASES:
-        return _ADJUST_ALIASES[method]
-    try:
-        return AdjustMethod(method)
-    except ValueError:
-        raise UsageError(
-            f"Unknown p-value adjustment {method!r}.",
-            expected=", ".join(m.value for m in AdjustMethod),
-        ) from None
+class PMethod(StrEnum):
+    """How a row's p-value was obtained (``p_method`` column)."""
 
-
-def _family_codes(family: object, size: int) -> np.ndarray:
-    """Integer family code per position from labels, several label columns, or None."""
-    if family is None:
-        return np.zeros(size, dtype=np.int64)
-    if isinstance(family, pd.DataFrame):
-        if family.shape[1] == 0:
-            return np.zeros(size, dtype=np.int64)
-        frame = family.reset_index(drop=True)
-        codes = frame.groupby(list(frame.columns), sort=False, dropna=False, observed=True).ngroup()
-        codes = codes.to_numpy(dtype=np.int64)
-    else:
-        codes, _ = pd.factorize(pd.Series(np.asarray(family, dtype=object)), use_na_sentinel=False)
-        codes = np.asarray(codes, dtype=np.int64)
-    if codes.shape != (size,):
-        raise UsageError(
-            f"The family labels have {codes.shape[0]} entries but there are {size} p-values.",
-            expected="one family label per p-value",
-        )
-    return codes
-
-
-def adjust_pvalues(
-    p: Sequence[float] | np.ndarray | pd.Series,
-    method: str | AdjustMethod = AdjustMethod.HOLM,
-    family: Sequence[object] | np.ndarray | pd.Series | pd.DataFrame | None = None,
-) -> np.ndarray | pd.Series:
-    """Adjust p-values for multiple comparisons, separately within each family.
-
-    Parameters
-    ----------
-    p
-        Raw p-values. NaN stays NaN and does not count towards its family's size.
-    method
-        ``"holm"`` (default; R ``p.adjust(method="holm")``), ``"bh"`` (Benjamini–Hochberg, R
-        ``"BH"``, statsmodels ``"fdr_bh"``), ``"bonferroni"`` or ``"none"``.
-    family
-        One family label per p-value, or a DataFrame whose rows' value combinations are the
-        families. ``None``: all p-values form one family.
-
-    Returns
-    -------
-    numpy.ndarray or pandas.Series
-        Adjusted p-values in the input order (a Series with the input's index when ``p`` is one).
-
-    Notes
-    -----
-    With the m non-NaN p-values of a family sorted, ``p_(1) ≤ … ≤ p_(m)``:
-    Holm ``adj_(i) = max_{j≤i} min(1, (m − j + 1) p_(j))``;
-    BH ``adj_(i) = min_{j≥i} min(1, m/j · p_(j))``; Bonferroni ``min(1, m p)``.
-    """
-    method = _adjust_method(method)
-    values = np.asarray(p, dtype=float).reshape(-1)
-    out = np.full(values.shape, np.nan)
-    codes = _family_codes(family, values.size)
-    valid = ~np.isnan(values)
-    if valid.any():
-        idx = np.flatnonzero(valid)
-        pv, fam = values[idx], codes[idx]
-        order = np.lexsort((pv, fam))
-        pv, fam, idx = pv[order], fam[order], idx[order]
-        new_run = np.r_[True, fam[1:] != fam[:-1]]
-        run = np.cumsum(new_run) - 1
-        starts = np.flatnonzero(new_run)
-        m = np.diff(np.r_[starts, fam.size])[run].astype(float)
-        j = (np.arange(fam.size) - starts[run] + 1).astype(float)
-        if method is AdjustMethod.HOLM:
-            raw = (m - j + 1.0) * pv
-            adj = pd.Series(raw).groupby(run).cummax().to_numpy()
-        elif method is AdjustMethod.BH:
-            raw = (m / j) * pv
-            rev = slice(None, None, -1)
-            adj = pd.Series(raw[rev]).groupby(run[rev]).cummin().to_numpy()[rev]
-        elif method is AdjustMethod.BONFERRONI:
-            adj = m * pv
-        else:
-            adj = pv
-        out[idx] = np.minimum(adj, 1.0)
-    if isinstance(p, pd.Series):
-        return pd.Series(out, index=p.index, name=p.name)
-    return out
+    NORMAL = "normal"
+    FISHER_EXACT = "fisher_exact"
+    TOO_FEW_ANSWERS = "too_few_answers"
 
 
 def _with_adjustment(
@@ -286,6 +202,41 @@ def _threshold(positive_from: object) -> float:
     return value
 
 
+#: below this many answers on either side, the Mann–Whitney normal approximation is not used
+MIN_N_RANK_TEST = 10
+#: Cochran's rule: the normal approximation needs every expected count of the 2 × 2 table ≥ 5
+MIN_EXPECTED_COUNT = 5.0
+
+
+def approximation_poor(x_from, n_from, x_to, n_to) -> np.ndarray:
+    """Whether the pooled z test's normal approximation is poor for each comparison.
+
+    True when any expected count of the 2 × 2 table (sample × positive / not positive) under
+    the null of equal shares is below :data:`MIN_EXPECTED_COUNT` (Cochran's rule, the rule R's
+    ``chisq.test`` warns on); then Fisher's exact test is used. Empty samples are not poor
+    (their test is NaN anyway)."""
+    x_from, n_from, x_to, n_to = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (x_from, n_from, x_to, n_to))
+    )
+    total = n_from + n_to
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (x_from + x_to) / total
+        smallest = np.minimum(share, 1.0 - share) * np.minimum(n_from, n_to)
+    return (n_from > 0) & (n_to > 0) & (smallest < MIN_EXPECTED_COUNT)
+
+
+def fisher_exact_p(x_from, n_from, x_to, n_to) -> np.ndarray:
+    """Two-sided Fisher exact p-values, one per comparison (R ``fisher.test``)."""
+    cols = [np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (x_from, n_from, x_to, n_to)]
+    x_from, n_from, x_to, n_to = np.broadcast_arrays(*cols)
+    out = np.full(x_from.shape, np.nan)
+    for i in range(out.size):
+        if n_from[i] > 0 and n_to[i] > 0:
+            table = [[x_to[i], n_to[i] - x_to[i]], [x_from[i], n_from[i] - x_from[i]]]
+            out[i] = stats.fisher_exact(table).pvalue
+    return out
+
+
 def _two_proportion(x_from, n_from, x_to, n_to, confidence: float) -> dict[str, np.ndarray]:
     q = _z_quantile(confidence)
     x_from, n_from, x_to, n_to = np.broadcast_arrays(
@@ -316,6 +267,19 @@ def _two_proportion(x_from, n_from, x_to, n_to, confidence: float) -> dict[str, 
         "p_value": p_value,
         "effect_size": h,
     }
+
+
+def _exact_where_poor(prop: dict[str, np.ndarray]) -> np.ndarray:
+    """Replace ``prop``'s p-values by Fisher's where the approximation is poor; the methods."""
+    poor = approximation_poor(prop["x_from"], prop["n_from"], prop["x_to"], prop["n_to"])
+    if poor.any():
+        p = prop["p_value"].copy()
+        p[poor] = fisher_exact_p(
+            prop["x_from"][poor], prop["n_from"][poor], prop["x_to"][poor], prop["n_to"][poor]
+        )
+        prop["p_value"] = p
+    method = np.where(poor, PMethod.FISHER_EXACT.value, PMethod.NORMAL.value).astype(object)
+    return method
 
 
 def _mann_whitney(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
@@ -660,6 +624,7 @@ _CHANGE_COLUMNS = [
     "statistic",
     "z",
     "p_value",
+    "p_method",
     "family",
     "family_size",
     "adjust_method",
@@ -684,7 +649,11 @@ def _comparison_frame(
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_ref, mean_cmp = ref @ levels / n_ref, cmp @ levels / n_cmp
     prop = _two_proportion(x_ref, n_ref, x_cmp, n_cmp, confidence)
+    prop_method = _exact_where_poor(prop)
     mw = _mann_whitney(cmp, ref)
+    few = np.minimum(n_ref, n_cmp) < MIN_N_RANK_TEST
+    mw["p_value"] = np.where(few, np.nan, mw["p_value"])
+    mw_method = np.where(few, PMethod.TOO_FEW_ANSWERS.value, PMethod.NORMAL.value).astype(object)
     common = {
         "n_from": n_ref.astype(np.int64),
         "n_to": n_cmp.astype(np.int64),
@@ -707,6 +676,7 @@ def _comparison_frame(
         statistic=prop["statistic"],
         z=prop["z"],
         p_value=prop["p_value"],
+        p_method=prop_method,
         effect_size=prop["effect_size"],
         effect_size_kind=EffectSize.COHENS_H.value,
     )
@@ -721,6 +691,7 @@ def _comparison_frame(
         statistic=mw["u"],
         z=mw["z"],
         p_value=mw["p_value"],
+        p_method=mw_method,
         effect_size=mw["r"],
         effect_size_kind=EffectSize.RANK_BISERIAL.value,
     )
@@ -827,6 +798,7 @@ _VS_REST_COLUMNS = [
     "statistic",
     "z",
     "p_value",
+    "p_method",
     "family",
     "family_size",
     "adjust_method",

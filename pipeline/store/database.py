@@ -848,6 +848,7 @@ class Store:
                         "dimension_label_en": inst.dimension_label(f.dimension, "en")
                         if f.dimension
                         else None,
+                        **{f"title_{lang}": inst.title_in(lang) for lang in ("ky", "ru", "en")},
                     }
                 )
                 if scale:

@@ -116,6 +116,11 @@ _TEST_COLUMNS = (
     L("effect_size_kind", "VARCHAR", "which effect size"),
 )
 
+_P_METHOD = (
+    "how p_value was obtained: normal (approximation), fisher_exact (an expected count "
+    "below 5) or too_few_answers (no p-value: under 10 answers on a side)"
+)
+
 _PCT_CODES = tuple(
     S(f"pct_{c}", "DOUBLE", f"% of valid answers with code {c}") for c in ANSWER_CODES
 )
@@ -398,7 +403,9 @@ _declare(
             S("se", "DOUBLE", "standard error of the estimate"),
             S("ci_low", "DOUBLE", "interval"),
             S("ci_high", "DOUBLE", ""),
-            *_TEST_COLUMNS[1:],
+            *_TEST_COLUMNS[1:4],
+            L("p_method", "VARCHAR", _P_METHOD),
+            *_TEST_COLUMNS[4:],
         ),
         key=("instrument", "wave", "org_level", "unit", "item", "test"),
         rule="comparison",
@@ -431,7 +438,9 @@ _declare(
             S("se", "DOUBLE", "standard error"),
             S("ci_low", "DOUBLE", "interval"),
             S("ci_high", "DOUBLE", ""),
-            *_TEST_COLUMNS[1:],
+            *_TEST_COLUMNS[1:4],
+            L("p_method", "VARCHAR", _P_METHOD),
+            *_TEST_COLUMNS[4:],
         ),
         key=("instrument", "wave", "org_level", "unit", "item", "test"),
         rule="comparison",
@@ -605,3 +614,26 @@ def markdown() -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     print(markdown(), end="")
+
+
+def column_meanings() -> dict[str, str]:
+    """Each declared column's meaning by name (the first non-empty one where tables share a
+    name): the explanation sheet of a written file."""
+    out: dict[str, str] = {}
+    for t in TABLES.values():
+        for c in t.columns:
+            if c.meaning and not out.get(c.name):
+                out[c.name] = c.meaning
+    out.setdefault("suppressed", "true when the row rests on too few respondents to show")
+    out.setdefault("suppression_reason", "why the row is hidden")
+    return out
+
+
+def layout_signature() -> str:
+    """A short fingerprint of every declared table's columns and types."""
+    import hashlib
+
+    text = ";".join(
+        f"{t.name}:" + ",".join(f"{c.name} {c.type}" for c in t.columns) for t in TABLES.values()
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
