@@ -85,6 +85,8 @@ class Settings:
     csv: str = "plain"
     database: Path | None = None
     source: Path | None = None  # the settings file read, if any
+    #: settings given by environment variables: (attribute, variable) pairs
+    from_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def excel_csv(self) -> bool:
@@ -128,8 +130,14 @@ class Settings:
     def check(self) -> None:
         """Raise :class:`DeclarationError` naming the setting that is out of range."""
         where = str(self.source) if self.source else None
+        env = dict(self.from_env)
 
         def bad(name: str, value, expected: str) -> DeclarationError:
+            if name in env:
+                return DeclarationError(
+                    f"the environment variable {env[name]} = {value!r} is not allowed",
+                    expected=expected,
+                )
             return DeclarationError(
                 f"setting {name} = {value!r} is not allowed", file=where, expected=expected
             )
@@ -246,16 +254,22 @@ def load_settings(root: Path, *, environ: dict | None = None) -> Settings:
             target, attr = (stats, attr[6:]) if attr.startswith("stats.") else (values, attr)
             target[attr] = _convert(value, kind, f"{section}.{key}", str(path))
     env = os.environ if environ is None else environ
+    from_env = []
     for var, key in _ENV.items():
         if env.get(var):
             attr, kind = _KEYS[key]
+            from_env.append((attr.removeprefix("stats."), var))
             target, attr = (stats, attr[6:]) if attr.startswith("stats.") else (values, attr)
             target[attr] = _convert(env[var], kind, var, "the environment")
     db = values.get("database")
     if db is not None and not db.is_absolute():
         values["database"] = root / db
     out = Settings(
-        root=root, stats=Statistics(**stats), source=path if path.exists() else None, **values
+        root=root,
+        stats=Statistics(**stats),
+        source=path if path.exists() else None,
+        from_env=tuple(from_env),
+        **values,
     )
     out.check()
     return out

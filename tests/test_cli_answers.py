@@ -143,3 +143,11 @@ def test_help_shows_plain_placeholders_not_python_types():
     for paragraph in re.split(r"\n\s*\n", header):
         lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
         assert all(len(line) > 80 for line in lines[:-1]), lines
+
+
+def test_a_setting_out_of_range_in_the_environment_is_named_as_such(batsu_workspace, monkeypatch):
+    monkeypatch.setenv("SAPAT_MIN_N", "2")
+    r = runner.invoke(app, ["indicators"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "SAPAT_MIN_N = '2'" in r.output or "SAPAT_MIN_N = 2" in r.output
+    assert "at least 3" in r.output and "sapat.toml" not in r.output

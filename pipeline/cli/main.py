@@ -1016,10 +1016,14 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
     columns = [str(c) for c in frame.columns]
     texts = {c: ["" if v is None or v != v else str(v) for v in frame[c]] for c in frame.columns}
     width = console.width
-    needs, prose = {}, set()
+    needs, prose, values_width = {}, set(), {}
     for c, name in zip(frame.columns, columns, strict=True):
-        needs[c] = max([cell_len(name), *(cell_len(x) for x in texts[c])]) + 3
-        if needs[c] > MIN_WRAP + 3 and " " in "".join(texts[c][:50]):
+        widest = max((cell_len(x) for x in texts[c]), default=0)
+        values_width[c] = widest
+        # a header may wrap at its spaces; a value never does
+        header = max((cell_len(w) for w in name.split()), default=0)
+        needs[c] = max(header, widest) + 3
+        if widest > MIN_WRAP and " " in "".join(texts[c][:50]):
             prose.add(c)  # prose (a question, a unit's name) may wrap; codes never do
     # keep as many columns as fit, narrowing prose columns (down to MIN_WRAP) before
     # leaving any column out
@@ -1039,7 +1043,7 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
         if c in wrap_cols:
             table.add_column(str(c), max_width=width_of[c], overflow="fold")
         else:
-            table.add_column(str(c), no_wrap=True, overflow="ignore")
+            table.add_column(str(c), min_width=max(values_width[c], 1), overflow="fold")
     for i in range(len(frame)):
         table.add_row(*[texts[c][i] for c in chosen])
     console.print(table)
@@ -1152,6 +1156,11 @@ def loads(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 # ------------------------------------------------------------ indicators
+def _decimal(text: str, lang: str) -> str:
+    """A number's text with the decimal comma Kyrgyz and Russian readers write."""
+    return text.replace(".", ",") if lang in ("ky", "ru") and isinstance(text, str) else text
+
+
 def _number(v) -> str:
     """A number for a screen table: whole numbers as integers, others to 3 digits."""
     if v is None or v != v:
@@ -1217,7 +1226,10 @@ def _write_output(
     if fmt == "table":
         shown = frame.copy()
         for c in shown.select_dtypes(include=["number", "bool"]).columns:
-            shown[c] = shown[c].map(_number)
+            shown[c] = shown[c].map(lambda v: _decimal(_number(v), lang))
+        for c in frame.attrs.get("numeric_text", []):
+            if c in shown:
+                shown[c] = shown[c].map(lambda v: _decimal(v, lang))
         for line in frame.attrs.get("context", []):
             title += f"\n{line}"
         _show(shown, title, False, "--format csv, or --out FILE.xlsx")
@@ -1306,7 +1318,18 @@ SCREEN = {
     "reliability": ["wave", "scale", "k", "n", "alpha", "low_alpha"],
     "item_total": ["wave", "scale", "item", "n", "alpha_if_deleted", "item_total_corr"],
     "drivers": ["wave", "outcome", "predictor", "n", "r2", "importance", "rank"],
-    "weighted": ["wave", "item", "design", "estimate", "n", "value", "se", "ci_low", "ci_high"],
+    "weighted": [
+        "wave",
+        "item",
+        "design",
+        "estimate",
+        "method",
+        "n",
+        "value",
+        "se",
+        "ci_low",
+        "ci_high",
+    ],
     "changes": [
         "wave_from",
         "wave_to",
@@ -1405,7 +1428,8 @@ def _screen(frame, cli_name: str, lang: str):
         if low in shown and high in shown:
             lo, hi = shown[low].astype(float), shown[high].astype(float)
             text = [
-                "" if a != a or b != b else f"{a:.1f}–{b:.1f}" for a, b in zip(lo, hi, strict=True)
+                "" if a != a or b != b else f"{_number(a)}–{_number(b)}"
+                for a, b in zip(lo, hi, strict=True)
             ]
             shown.insert(shown.columns.get_loc(low), name, text)
             shown = shown.drop(columns=[low, high])
@@ -1414,7 +1438,7 @@ def _screen(frame, cli_name: str, lang: str):
             "" if v is None or v != v else say("yes" if v else "no", lang)
             for v in shown["indicative_only"]
         ]
-    headers = {c: say(_SAY[c], lang) for c in cols if c in _SAY}
+    headers = {c: say(_SAY[c], lang) for c in shown.columns if c in _SAY}
     headers.update({c: h for c, h in _HEADERS.items() if c not in headers})
     # what every row shares (one unit, one question) goes above the table, once
     context = [
@@ -1423,6 +1447,7 @@ def _screen(frame, cli_name: str, lang: str):
     lifted = [f"{headers.get(c, c)}: {shown[c].iloc[0]}" for c in context]
     shown = shown.drop(columns=context).rename(columns=headers)
     shown.attrs["context"] = lifted
+    shown.attrs["numeric_text"] = [headers.get(c, c) for c in ("pct_positive_ci", "ci")]
     return shown
 
 
@@ -1796,6 +1821,9 @@ def _change_screen(frame, lang: str):
             ],
         }
     )
+    screen.attrs["numeric_text"] = [
+        t(k, lang) for k in ("col.n_change", "col.pct_change", "col.p_adjusted", "col.effect_size")
+    ]
     return screen
 
 

@@ -53,7 +53,8 @@ def in_context(
     if unit is not None and "unit" in frame:
         frame = frame[frame["unit"].isin(tree.within(unit))]
     subject = next((c for c in ("item", "dimension") if c in table.names), None)
-    if subject and {"org_level", "mean", "pct_positive"} <= set(frame.columns):
+    units_below = "org_level" in frame and (frame["org_level"] != "university").any()
+    if subject and units_below and {"mean", "pct_positive"} <= set(frame.columns):
         keys = ["instrument", "wave", subject]
         uni = read(
             con,
