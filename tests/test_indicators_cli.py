@@ -231,3 +231,21 @@ def test_a_deans_workbook_in_kyrgyz_with_the_university_beside_each_row(db, tmp_
     assert wb.worksheets[1].title == "Мамычалар жөнүндө"
     assert any(row[0] == "university_pct_positive" for row in about)
     assert any(row[0] and "Ишеним аралыгы" in str(row[0]) for row in about)
+
+
+def test_csv_for_a_decimal_comma_excel_holds_one_wave(db, tmp_path):
+    import pandas as pd
+
+    path, truth = db
+    wave = truth["waves"][-1]
+    out = tmp_path / "f.csv"
+    args = ["indicators", "--db", str(path), "--unit", "F-NHP", "--wave", wave]
+    r = runner.invoke(app, [*args, "--excel", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b";" in raw.splitlines()[0]
+    frame = pd.read_csv(out, sep=";", decimal=",", encoding="utf-8-sig")
+    assert set(frame["wave"]) == {wave} and set(frame["unit"]) == {"F-NHP"}
+    assert pd.api.types.is_float_dtype(frame["pct_positive"])
+    plain = runner.invoke(app, [*args, "--format", "csv"]).stdout
+    assert plain.splitlines()[0].startswith("instrument,")

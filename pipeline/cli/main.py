@@ -1004,7 +1004,7 @@ WRAP_AT = 40
 MIN_WRAP = 14
 
 
-def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
+def _show(frame, title: str, as_json: bool, whole: str = "--json", lang: str = "en") -> None:
     """A table on screen that fits the terminal: columns in their order until the width is
     used, none cut short or wrapped (a code or a wave stays whole); the columns left out
     are named, with how to get everything."""
@@ -1053,10 +1053,10 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json") -> None:
         console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
     left = columns[len(chosen) :]
     if left:
-        console.print(
-            f"[dim]{len(left)} more column(s) not shown at this width: "
-            f"{', '.join(left)}. Everything: --format csv, or --out FILE.csv.[/]"
-        )
+        from pipeline.locale import t
+
+        more = t("screen.more", lang, n=len(left), names=", ".join(left), whole=whole)
+        console.print(f"[dim]{more}[/]", highlight=False)
 
 
 @app.command()
@@ -1232,7 +1232,7 @@ def _write_output(
                 shown[c] = shown[c].map(lambda v: _decimal(v, lang))
         for line in frame.attrs.get("context", []):
             title += f"\n{line}"
-        _show(shown, title, False, "--format csv, or --out FILE.xlsx")
+        _show(shown, title, False, "--out FILE.xlsx, or --format csv", lang=lang)
         if notes:
             console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
         return
@@ -1757,7 +1757,7 @@ def changes(
             lang=language,
             show_all=show_all,
         )
-        if not result.family_size and result.rows.empty:
+        if not result.considered:
             raise UsageError(
                 f"nothing to compare for wave {wave}: it needs an earlier wave "
                 "of the same questionnaire"
@@ -1775,7 +1775,7 @@ def changes(
                 language,
                 adjust=result.adjust,
                 m=result.family_size,
-                alpha=result.alpha,
+                alpha=_decimal(str(result.alpha), language),
             )
         ]
         if result.rows["reverse_worded"].any():

@@ -37,6 +37,8 @@ class ChangeList:
     family_size: int
     adjust: str
     alpha: float
+    #: unit × item comparisons read, small ones (hidden) included
+    considered: int = 0
 
 
 def change_list(
@@ -152,4 +154,5 @@ def change_list(
         family_size=m,
         adjust=adjust,
         alpha=alpha,
+        considered=int((frame["test"] == PCT_TEST).sum()),
     )
