@@ -179,7 +179,7 @@ def test_clear_usage_errors(db, args, words):
     assert words in r.output and "Traceback" not in r.output
 
 
-def test_no_database_yet_is_explained(tmp_path):
+def test_no_database_yet_is_explained(tmp_path, batsu_workspace):
     r = runner.invoke(app, ["indicators", "--db", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 2 and "sapat ingest" in r.output
 

@@ -735,3 +735,19 @@ def test_rank_test_is_not_given_on_fewer_than_ten_answers_a_side():
     assert np.isnan(mw["p_adjusted"]) and mw["family_size"] == 0
     ok = wave_change(_two_samples(2, 10, 7, 30), ["item"], "wave", "before", "after")
     assert ok.loc[ok["test"] == "mann_whitney", "p_method"].iloc[0] == "normal"
+
+
+def test_vectorised_fisher_equals_scipy_on_thousands_of_tables():
+    from pipeline.methods.inference import fisher_exact_p
+
+    rng = np.random.default_rng(11)
+    n1 = rng.integers(1, 60, 2000)
+    n2 = rng.integers(1, 4000, 2000)
+    x1, x2 = rng.binomial(n1, 0.1), rng.binomial(n2, 0.15)
+    got = fisher_exact_p(x2, n2, x1, n1)
+    want = [
+        stats.fisher_exact([[a, n - a], [b, m - b]]).pvalue
+        for a, n, b, m in zip(x1, n1, x2, n2, strict=True)
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert np.isnan(fisher_exact_p(3, 0, 2, 5)).all()  # an empty sample: no test

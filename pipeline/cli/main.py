@@ -40,6 +40,9 @@ org_app = typer.Typer(
 )
 app.add_typer(instruments_app, name="instruments")
 app.add_typer(org_app, name="org")
+from pipeline.cli.users import users_app  # noqa: E402 - the sub-command imports this module lazily
+
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -49,7 +52,9 @@ _STATE: dict = {"workspace": None}
 
 def fail(exc: SapatError, code: int = 1) -> None:
     """Print a domain error in plain words and exit; never a traceback."""
-    err.print(f"[bold red]Error:[/] {exc}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, markup=True)
     raise typer.Exit(2 if isinstance(exc, UsageError) else code)
 
 
@@ -780,7 +785,8 @@ def _print_result(r) -> None:
     colour = {"loaded": "green", "duplicate": "yellow", "rejected": "red"}[r.status]
     head = f"[{colour}]{r.status}[/] {r.file}"
     if r.instrument:
-        head += f"  ({r.instrument} {r.version or ''}, {r.wave}, {r.dialect or '?'})"
+        parts = [f"{r.instrument} {r.version}" if r.version else r.instrument, r.wave, r.dialect]
+        head += "  (" + ", ".join(str(p) for p in parts if p) + ")"
     console.print(head, highlight=False)
     if r.status == "loaded":
         console.print(
@@ -1047,7 +1053,7 @@ def _show(frame, title: str, as_json: bool, whole: str = "--json", lang: str = "
     for i in range(len(frame)):
         table.add_row(*[texts[c][i] for c in chosen])
     console.print(table)
-    legends = _legends()
+    legends = _legends(lang)
     notes = list(dict.fromkeys(legends[str(c)] for c in chosen if str(c) in legends))
     if notes:
         console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
@@ -1370,22 +1376,29 @@ _HEADERS = {
 }
 
 
-def _legends() -> dict[str, str]:
-    """What a screen column means, by its header in any language, printed under any table
-    that shows it (message ids ``legend.*`` of pipeline/locale)."""
-    from pipeline.locale import LANGUAGES, t
+def _legends(lang: str) -> dict[str, str]:
+    """What a screen column means, by its header in ``lang`` (and the English headers of
+    the tables not yet translated), with the workspace's own thresholds filled in."""
+    from pipeline.locale import t
 
+    try:
+        s = workspace().settings
+        fields = {
+            "n": s.stats.min_n_reliable,
+            "rate": _decimal(f"{100 * s.stats.min_rate_reliable:g}", lang),
+            "alpha": _decimal(f"{s.stats.alpha:g}", lang),
+        }
+    except SapatError:
+        fields = {"n": 10, "rate": "50", "alpha": _decimal("0.05", lang)}
     out = {}
-    for lang in LANGUAGES:
-        for col, legend in (
-            ("col.indicative", "legend.indicative"),
-            ("col.p_adjusted", "legend.p_adjusted"),
-            ("col.effect_size", "legend.effect_size"),
-        ):
-            out[t(col, lang)] = t(legend, lang)
-    out.setdefault("indicative", t("legend.indicative", "en"))
-    out.setdefault("p (adj.)", t("legend.p_adjusted", "en"))
-    out.setdefault("effect", t("legend.effect_size", "en"))
+    for col, legend, english in (
+        ("col.indicative", "legend.indicative", "indicative"),
+        ("col.p_adjusted", "legend.p_adjusted", "p (adj.)"),
+        ("col.effect_size", "legend.effect_size", "effect"),
+    ):
+        text = t(legend, lang, **fields)
+        out[t(col, lang)] = text
+        out.setdefault(english, text)
     return out
 
 
@@ -2050,12 +2063,17 @@ def demo(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Show every file generated and loaded.")
     ] = False,
+    serve_app: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve", help="Start the dashboard at the end (stop it with Ctrl+C)."
+        ),
+    ] = True,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The dashboard's port.")] = 8050,
 ) -> None:
     """Run the whole job on synthetic data: make the BatSU example workspace, generate
-    three waves of survey exports, load them into its database, compute the indicators
-    and list significant changes.
-
-    Later steps (dashboard, review pack) are added here as they land.
+    three waves of survey exports, load them into its database, compute the indicators,
+    list significant changes, make one dashboard user per role and start the dashboard.
     """
     from pipeline.config import WORKSPACE_FILE
     from pipeline.workspace import init_workspace
@@ -2088,10 +2106,146 @@ def demo(
     last = sorted({p.parent.name for p in files})[-1]
     console.print(f"[bold]5.[/] Significant changes into {last}")
     changes(wave=last, level="faculty")
+    console.print("[bold]6.[/] Dashboard users, one per role (new passwords each run):")
+    with friendly_errors():
+        people = _demo_users(workspace())
+    table = Table()
+    for col in ("user", "password", "role", "sees"):
+        table.add_column(col)
+    for row in people:
+        table.add_row(*row)
+    console.print(table)
     console.print(
         f"[bold green]Done.[/] The workspace is {folder}: `cd {folder}`, then `sapat loads`, "
         "`sapat quarantine`, `sapat indicators --help`."
     )
+    if serve_app:
+        console.print(f"[bold]7.[/] Starting the dashboard (`sapat serve` in {folder})")
+        serve(host="127.0.0.1", port=port, workers=2, dev=False, https=False)
+
+
+# ----------------------------------------------------------------- serve
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this computer only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8050,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes answering requests.")
+    ] = 4,
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Dash's debug mode (reloads, shows errors): 127.0.0.1 only."),
+    ] = False,
+    https: Annotated[
+        bool,
+        typer.Option(
+            "--https", help="Behind an HTTPS proxy: session cookies are sent over HTTPS only."
+        ),
+    ] = False,
+) -> None:
+    """Start the dashboard for the workspace: deans, programme leaders and teachers log in
+    and see their own units' results. Stop it with Ctrl+C.
+
+    It reads the newest published snapshot (every `sapat ingest` and `sapat indicators`
+    publishes one) and picks up a newer one without a restart. People log in with the
+    accounts of `sapat users`. Served by gunicorn with several worker processes; `--dev`
+    runs Dash's debug server instead, on this computer only.
+    """
+    from pipeline.store.snapshots import current
+    from pipeline.users import list_users
+
+    with friendly_errors():
+        ws = workspace()
+        if dev and host not in LOOPBACK:
+            raise UsageError(
+                "--dev (Dash's debug mode shows code and errors) runs only on this computer",
+                value=host,
+                expected="--host 127.0.0.1, or leave --dev out",
+            )
+        if current(ws.settings.snapshots_dir) is None:
+            raise UsageError(
+                "nothing is published yet: load files (`sapat ingest`) and run "
+                "`sapat indicators` first"
+            )
+        if not [u for u in list_users(ws.settings) if not u.disabled]:
+            raise UsageError(
+                "nobody can log in yet: add a user first",
+                expected="sapat users add NAME --role quality_office",
+            )
+        from dashboards.app import create_app, secret_key
+
+        secret_key(ws.settings)  # made once, before the workers start, so they share it
+        root = ws.root
+    url = f"http://{host}:{port}/"
+    console.print(f"The dashboard is at [bold]{url}[/] (stop it with Ctrl+C).")
+    if dev:
+        create_app(root, secure_cookies=https).run(host=host, port=port, debug=True)
+        return
+    _gunicorn(root, host, port, workers, https)
+
+
+def _gunicorn(root: Path, host: str, port: int, workers: int, https: bool) -> None:
+    """Serve the app with gunicorn: ``workers`` processes, each building its own app
+    (and its own read-only connections) after the fork."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in {
+                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": 4,
+                "timeout": 120,
+                "graceful_timeout": 10,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "warning",
+                "forwarded_allow_ips": "127.0.0.1",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            from dashboards.app import create_app
+
+            return create_app(root, secure_cookies=https).server
+
+    Server().run()
+
+
+def _demo_users(ws) -> list[tuple[str, str, str, str]]:
+    """One demo account per role with a fresh random password (made, or reset)."""
+    import secrets
+
+    from pipeline.publish import ViewerRole
+    from pipeline.users import add_user, list_users, set_password
+
+    reg = ws.registry
+    faculty = next(iter(reg.faculties["code"]))
+    programme = next(c for c in reg.programmes["code"] if faculty in reg.ancestors(c))
+    teacher = str(reg.teachers["teacher_code"].iloc[0])
+    plan = [
+        ("office", ViewerRole.QUALITY_OFFICE, []),
+        ("rector", ViewerRole.RECTOR, []),
+        ("dean", ViewerRole.DEAN, [faculty]),
+        ("leader", ViewerRole.PROGRAMME_LEADER, [programme]),
+        ("teacher", ViewerRole.TEACHER, [teacher]),
+    ]
+    have = {u.name for u in list_users(ws.settings)}
+    out = []
+    for name, role, units in plan:
+        password = secrets.token_urlsafe(9)
+        if name in have:
+            set_password(ws.settings, name, password)
+        else:
+            add_user(ws.settings, name, role, units, password)
+        out.append((name, password, role.value, ", ".join(units) or "everything"))
+    return out
 
 
 def run(args: list[str] | None = None) -> int:
@@ -2108,10 +2262,12 @@ def run(args: list[str] | None = None) -> int:
         err.print("Stopped. A file being loaded was not loaded (a load is all or nothing).")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence
+        from rich.markup import escape
+
         path = _crash_log(exc)
         err.print(
             f"[bold red]Error:[/] Sapat met a situation it does not handle yet "
-            f"({type(exc).__name__}: {str(exc)[:300]}). A file being loaded was not loaded "
+            f"({type(exc).__name__}: {escape(str(exc)[:300])}). A file being loaded was not loaded "
             f"(a load is all or nothing). The details are in {path}: please send them to "
             "whoever looks after Sapat.",
             highlight=False,

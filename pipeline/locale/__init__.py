@@ -28,3 +28,21 @@ def t(key: str, lang: str, **fields: object) -> str:
     entry = _messages().get(key)
     text = key if entry is None else entry.get(lang) or entry.get("en") or key
     return text.format(**fields) if fields else text
+
+
+#: thousands separator and decimal mark per language (ky and ru: thin space, comma)
+_MARKS = {"ky": ("\u2009", ","), "ru": ("\u2009", ","), "en": (",", ".")}
+
+
+def number(value: object, lang: str, decimals: int = 1) -> str:
+    """``value`` written as a reader of ``lang`` writes numbers: ``12 345,6`` in Kyrgyz and
+    Russian (thin space, decimal comma), ``12,345.6`` in English; empty for a missing one."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if x != x:
+        return ""
+    group, mark = _MARKS.get(lang, _MARKS["en"])
+    text = f"{x:,.{decimals}f}"
+    return text.replace(",", "\0").replace(".", mark).replace("\0", group)

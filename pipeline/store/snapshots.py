@@ -38,8 +38,19 @@ _FLAGS = """SELECT load_id, flag, excluded, count(DISTINCT response_id) AS rows
             FROM qa_flags GROUP BY ALL ORDER BY ALL"""
 _QUARANTINE = """SELECT load_id, check_name, column_name, count(*) AS rows
                  FROM qa_quarantine GROUP BY ALL ORDER BY ALL"""
-#: Published QA summaries (counts only: no answer, no raw value).
-SUMMARIES = {"pub_loads": _LOADS, "pub_flags": _FLAGS, "pub_quarantine": _QUARANTINE}
+#: free-text answers without any link to a respondent (no response id, sorted by text),
+#: for the roles that may read comments; the dashboard shows a unit's comments only when
+#: they are at least ``comment_min_n``
+_COMMENTS = """SELECT c.instrument, c.wave, coalesce(c.unit, c.programme) AS unit, c.item, c.text
+               FROM fct_comments c JOIN sys_loads l USING (load_id)
+               WHERE l.status = 'loaded' ORDER BY ALL"""
+#: Published QA summaries (counts only: no answer, no raw value) and anonymous comments.
+SUMMARIES = {
+    "pub_loads": _LOADS,
+    "pub_flags": _FLAGS,
+    "pub_quarantine": _QUARANTINE,
+    "pub_comments": _COMMENTS,
+}
 
 
 def checksum(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
