@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.errors import SapatError, UsageError
+from pipeline.errors import UsageError
 
 users_app = typer.Typer(
     help="Who may open the dashboard, and what each person sees.", no_args_is_help=True
@@ -37,21 +37,12 @@ PasswordStdinOption = Annotated[
 ]
 
 
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """:func:`pipeline.cli.main.friendly_errors`, with the message's text escaped for the
-    console's markup: a name or code typed with square brackets (``[/x]``) is shown as
-    typed instead of breaking the error message."""
-    from rich.markup import escape
-
+def _friendly_errors():
+    """:func:`pipeline.cli.main.friendly_errors` (which prints a message as typed, square
+    brackets included)."""
     from pipeline.cli.main import friendly_errors
 
-    with friendly_errors():
-        try:
-            yield
-        except SapatError as exc:
-            plain = type(exc)(escape(str(exc)))
-            raise plain from exc
+    return friendly_errors()
 
 
 def _password(from_stdin: bool) -> str:
