@@ -29,3 +29,22 @@ def batsu_workspace(tmp_path, monkeypatch) -> Path:
     for var in ("SAPAT_DB", "SAPAT_MIN_N", "SAPAT_CONFIDENCE", "SAPAT_LANG", "SAPAT_DUPLICATES"):
         monkeypatch.delenv(var, raising=False)
     return root
+
+
+def pytest_configure(config):
+    """The quick run (``-m "not slow"``) draws fewer property-test examples; the full run
+    (CI) draws them all. Tests read ``examples(n)``."""
+    import os
+
+    if "not slow" in (config.option.markexpr or ""):
+        os.environ["SAPAT_QUICK_RUN"] = "1"
+
+
+def examples(full: int, quick: int | None = None) -> int:
+    """How many hypothesis examples a property test draws: ``full`` in the full run, a
+    quarter (at least 10) in the quick one."""
+    import os
+
+    if os.environ.get("SAPAT_QUICK_RUN"):
+        return quick if quick is not None else max(10, full // 4)
+    return full
