@@ -319,7 +319,7 @@ def table_component(frame: pd.DataFrame, ctx: Context):
         id="table",
         columns=[{"name": c, "id": c} for c in shown.columns],
         data=shown.to_dict("records"),
-        page_size=25,
+        page_size=100,
         sort_action="native",
         filter_action="native",
         style_table={"overflowX": "auto"},
@@ -348,6 +348,11 @@ def _tiles(table: pd.DataFrame, ctx: Context) -> html.Div:
                         f"{t('ui.target', ctx.lang)}: {number(part['target'].iloc[0], ctx.lang)}"
                     ),
                     html.Ul(lines),
+                    *(
+                        [html.P(part["university_change"].iloc[0], className="note")]
+                        if part["university_change"].iloc[0]
+                        else []
+                    ),
                 ],
                 className=f"tile {worst}",
             )
@@ -358,14 +363,6 @@ def _tiles(table: pd.DataFrame, ctx: Context) -> html.Div:
 # ----------------------------------------------------------------- callbacks
 def _callbacks(app: dash.Dash, context, tree: Tree, guard: Guard, lang_default) -> None:
     filter_ids = ["instrument", "waves", "level", "unit", "item", "dimension"]
-
-    @app.callback(
-        [Output(f"f-{k}", "value") for k in [*filter_ids, "lang"]],
-        Input(LOCATION, "search"),
-    )
-    def url_to_filters(search):
-        f, lang = state.parse(search, lang_default())
-        return [f.instrument, list(f.waves), f.level, f.unit, f.item, f.dimension, lang]
 
     @app.callback(
         Output(LOCATION, "search"),
@@ -389,15 +386,19 @@ def _callbacks(app: dash.Dash, context, tree: Tree, guard: Guard, lang_default) 
 
     @app.callback(
         [Output(f"f-{k}", "options") for k in filter_ids]
+        + [Output(f"f-{k}", "value") for k in [*filter_ids, "lang"]]
         + [Output(f"l-{k}", "children") for k in filter_ids]
         + [Output("nav", "children"), Output("who", "children"), Output("logout", "children")],
         Input(LOCATION, "search"),
         Input(LOCATION, "pathname"),
     )
     def chrome(search, pathname):
+        """The filters' choices and values (from the URL: set together, so a value is never
+        dropped for want of its choice), labels and navigation in the reader's language."""
         f, lang = state.parse(search, lang_default())
         ctx = context(lang)
         options = filter_options(ctx, f)
+        values = [f.instrument, list(f.waves), f.level, f.unit, f.item, f.dimension, lang]
         labels = [t(f"ui.{k}", lang) for k in filter_ids]
         nav = [
             dcc.Link(
@@ -409,7 +410,7 @@ def _callbacks(app: dash.Dash, context, tree: Tree, guard: Guard, lang_default) 
             if _page_allowed(page, ctx)
         ]
         who = f"{guard.user() or ''} · {t('role.' + ctx.viewer.role.value, lang)}"
-        return [*options, *labels, nav, who, t("ui.logout", lang)]
+        return [*options, *values, *labels, nav, who, t("ui.logout", lang)]
 
     @app.callback(
         Output("download", "data"),

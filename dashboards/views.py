@@ -143,7 +143,14 @@ def _subject(f: Filters) -> tuple[str, str, str | None]:
 
 
 def _default_item(ctx: Context, instrument: str | None) -> str | None:
-    """The questionnaire's overall item, else its first rating item."""
+    """The questionnaire's overall item, else its first rating item; without a
+    questionnaire, that of the one with the most answers loaded."""
+    if instrument is None:
+        top = ctx.con.execute(
+            "SELECT instrument FROM pub_loads WHERE status = 'loaded' GROUP BY instrument "
+            "ORDER BY sum(rows_loaded) DESC, instrument LIMIT 1"
+        ).fetchone()
+        instrument = top[0] if top else None
     rows = ctx.con.execute(
         "SELECT item, dimension FROM dim_items WHERE role = 'item' "
         "AND (? IS NULL OR instrument = ?) ORDER BY instrument, version DESC, item",
@@ -243,6 +250,7 @@ def trends(ctx: Context, f: Filters) -> View:
                 y=hi + lo[::-1],
                 fill="toself",
                 fillcolor=_alpha(colour, 0.15),
+                mode="lines",
                 line={"width": 0},
                 hoverinfo="skip",
                 showlegend=False,
@@ -761,6 +769,7 @@ def _objective_rows(ctx: Context, obj: dict, f: Filters) -> list[dict]:
         if measure == "pct_positive"
         else ("mean_ci_low", "mean_ci_high")
     )
+    change = _university_change(ctx, obj, wave) if subject == "item" else ""
     out = []
     for r in rows.itertuples():
         hidden = bool(r.suppressed)
@@ -778,9 +787,30 @@ def _objective_rows(ctx: Context, obj: dict, f: Filters) -> list[dict]:
                 "ci_low": lo,
                 "ci_high": hi,
                 "status": objective_status(value, lo, hi, target, higher),
+                "university_change": change,
             }
         )
     return out
+
+
+def _university_change(ctx: Context, obj: dict, wave: str) -> str:
+    """The university's % positive then → now for an objective's item, and whether the
+    change is significant (the stored test)."""
+    rows = ctx.read(
+        "ind_changes",
+        org_level="university",
+        wave=wave,
+        item=obj.get("item"),
+        test="two_proportion_z",
+    )
+    rows = rows[~rows["suppressed"].astype(bool)]
+    if rows.empty:
+        return ""
+    r = rows.iloc[0]
+    then, now = 100 * float(r["share_from"]), 100 * float(r["share_to"])
+    sig = float(r["p_adjusted"]) < ctx.alpha if r["p_adjusted"] == r["p_adjusted"] else False
+    word = t("ui.significant", ctx.lang) if sig else t("ui.not_significant", ctx.lang)
+    return f"{r['wave_from']} → {wave}: {number(then, ctx.lang)} → {number(now, ctx.lang)} ({word})"
 
 
 def objective_status(value, lo, hi, target: float, higher: bool = True) -> str:
