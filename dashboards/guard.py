@@ -228,7 +228,7 @@ class Guard:
                 "action": action,
                 "object": obj,
                 "outcome": outcome,
-                "prev": prev,
+                "prev_hash": prev,
                 "hash": digest,
             }
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")

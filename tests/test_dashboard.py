@@ -16,6 +16,8 @@ from dashboard_fixtures import PASSWORD, SCRIPT, build, foreign_units
 from dashboards.app import PATHS, create_app
 
 PAGES = list(PATHS.values())
+#: builds and loads a small university (about 15 s) before the first test
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +264,23 @@ def test_comments_are_data_never_markup(site, app):
     assert any(row.get("text") == SCRIPT for row in rows)
     dean = _client(app, "dean")
     assert "page-message" in dean.page("/comments").get_data(as_text=True)
+
+
+def test_the_dashboards_audit_log_verifies_and_shows_tampering(site, app):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app as cli
+
+    _client(app, "office")  # at least one log-in in the log
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "dashboard's log" in ok.output
+    path = site.ws.settings.data_dir / "audit" / "dashboard.jsonl"
+    text = path.read_text("utf-8")
+    try:
+        path.write_text(text.replace('"outcome": "ok"', '"outcome": "failed"', 1), "utf-8")
+        bad = runner.invoke(cli, ["audit", "verify"])
+        assert bad.exit_code == 1 and "dashboard log: entry" in bad.output
+    finally:
+        path.write_text(text, "utf-8")

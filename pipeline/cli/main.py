@@ -1882,12 +1882,34 @@ def audit_verify(db: DbOption = None) -> None:
     with friendly_errors():
         con = _read_only(db)
         log = con.execute("SELECT * FROM sys_audit ORDER BY seq").fetchdf()
-        problems = verify_audit(log, load_key())
+        key = load_key()
+        problems = verify_audit(log, key)
+        board = _dashboard_log()
+        if board is not None:
+            problems += [f"dashboard log: {p}" for p in verify_audit(board, key)]
     if problems:
         for p in problems:
             err.print(f"[red]✗[/] {p}")
         raise typer.Exit(1)
     console.print(f"[green]✓[/] The audit log's {len(log)} entries are intact.")
+    if board is not None:
+        console.print(f"[green]✓[/] The dashboard's log's {len(board)} entries are intact.")
+
+
+def _dashboard_log():
+    """The dashboard's audit log (data/audit/dashboard.jsonl) as a frame, or None."""
+    import pandas as pd
+
+    path = workspace().settings.data_dir / "audit" / "dashboard.jsonl"
+    if not path.exists():
+        return None
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    except ValueError as exc:
+        raise SapatError(
+            f"the dashboard's audit log cannot be read ({exc})", file=str(path)
+        ) from exc
+    return frame if len(frame) else None
 
 
 @app.command()
