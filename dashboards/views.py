@@ -727,102 +727,42 @@ def comments(ctx: Context, f: Filters) -> View:
 
 # ---------------------------------------------------------------- overview
 def overview(ctx: Context, f: Filters) -> View:
-    """Each quality objective on the latest wave, per unit of its scope the viewer may see:
-    met, not met, or not distinguishable from the target given the interval; with the
-    latest significant change of its indicator at the university."""
+    """Each quality objective on the chosen (else latest) wave, per unit of its scope the
+    viewer may see: met, not met, or not distinguishable from the target given the
+    interval (:mod:`pipeline.views.objectives`); with the university's latest change."""
+    from pipeline.views.objectives import evaluate
+
     title = t("ui.overview", ctx.lang)
-    out = []
-    for obj in ctx.objectives:
-        out.extend(_objective_rows(ctx, obj, f))
-    if not out:
+    if not ctx.objectives:
         return _empty(title, t("ui.nothing", ctx.lang))
-    table = pd.DataFrame(out)
-    return View(title=title, table=table)
-
-
-def _objective_rows(ctx: Context, obj: dict, f: Filters) -> list[dict]:
-    measure = obj.get("measure")
-    if measure not in ("pct_positive", "mean"):
-        return []  # outcomes and response rates: in the review pack
-    subject = "dimension" if obj.get("dimension") else "item"
-    table = "ind_dimensions" if subject == "dimension" else "ind_items"
-    scope = obj.get("scope", "university")
-    level = "faculty" if scope == "faculty" else scope
-    rows = ctx.read(table, org_level=level, instrument=obj.get("instrument"))
-    rows = rows[rows[subject] == obj.get(subject)]
-    rows = _within(ctx, rows, f.unit)
-    if rows.empty:
-        return []
-    wave = f.wave if f.wave in set(rows["wave"]) else rows["wave"].max()
-    rows = rows[rows["wave"] == wave]
-    lookup = _names(ctx)
-    title = obj.get("title", {})
-    title = (
-        title.get(ctx.lang) or title.get("en") or obj.get("id")
-        if isinstance(title, dict)
-        else title
+    judged = evaluate(
+        ctx.con,
+        ctx.objectives,
+        viewer=ctx.viewer,
+        tree=ctx.tree,
+        min_n=ctx.min_n,
+        alpha=ctx.alpha,
+        lang=ctx.lang,
+        unit=f.unit,
     )
-    target = float(obj["target"])
-    higher = obj.get("comparator", ">=") in (">=", ">")
-    low_col, high_col = (
-        ("pct_positive_ci_low", "pct_positive_ci_high")
-        if measure == "pct_positive"
-        else ("mean_ci_low", "mean_ci_high")
+    judged = judged[judged["status"] != "no_data"]
+    if judged.empty:
+        return _empty(title, t("ui.nothing", ctx.lang))
+    latest = judged.groupby("objective")["wave"].transform("max")
+    wave = f.wave
+    table = judged[judged["wave"] == wave] if wave else judged[judged["wave"] == latest]
+    if table.empty:
+        return _empty(title, t("ui.nothing", ctx.lang))
+    table = table.assign(
+        university_change=table["latest_change"].where(table["unit"] == ctx.tree.university, "")
     )
-    change = _university_change(ctx, obj, wave) if subject == "item" else ""
-    out = []
-    for r in rows.itertuples():
-        hidden = bool(r.suppressed)
-        value = None if hidden else getattr(r, measure)
-        lo, hi = (None, None) if hidden else (getattr(r, low_col), getattr(r, high_col))
-        out.append(
-            {
-                "objective": obj.get("id"),
-                "title": title,
-                "wave": wave,
-                "unit": r.unit,
-                "unit_name": lookup["unit"].get(r.unit, r.unit),
-                "target": target,
-                "value": value,
-                "ci_low": lo,
-                "ci_high": hi,
-                "status": objective_status(value, lo, hi, target, higher),
-                "university_change": change,
-            }
-        )
-    return out
-
-
-def _university_change(ctx: Context, obj: dict, wave: str) -> str:
-    """The university's % positive then → now for an objective's item, and whether the
-    change is significant (the stored test)."""
-    rows = ctx.read(
-        "ind_changes",
-        org_level="university",
-        wave=wave,
-        item=obj.get("item"),
-        test="two_proportion_z",
+    firsts = table.groupby("objective")["university_change"].transform(
+        lambda s: next((x for x in s if x), "")
     )
-    rows = rows[~rows["suppressed"].astype(bool)]
-    if rows.empty:
-        return ""
-    r = rows.iloc[0]
-    then, now = 100 * float(r["share_from"]), 100 * float(r["share_to"])
-    sig = float(r["p_adjusted"]) < ctx.alpha if r["p_adjusted"] == r["p_adjusted"] else False
-    word = t("ui.significant", ctx.lang) if sig else t("ui.not_significant", ctx.lang)
-    return f"{r['wave_from']} → {wave}: {number(then, ctx.lang)} → {number(now, ctx.lang)} ({word})"
-
-
-def objective_status(value, lo, hi, target: float, higher: bool = True) -> str:
-    """``met``, ``not_met``, ``undecided`` (the interval straddles the target) or
-    ``hidden`` (too few respondents to show)."""
-    if value is None or value != value:
-        return "hidden"
-    if lo is None or hi is None or lo != lo or hi != hi:
-        return "met" if (value >= target) == higher else "not_met"
-    if higher:
-        return "met" if lo >= target else "not_met" if hi < target else "undecided"
-    return "met" if hi <= target else "not_met" if lo > target else "undecided"
+    table = table.assign(university_change=firsts)
+    return View(
+        title=title, table=table.reset_index(drop=True), notes=[t("note.objectives", ctx.lang)]
+    )
 
 
 PAGES = {

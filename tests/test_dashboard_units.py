@@ -7,8 +7,9 @@ import pytest
 
 from dashboards.guard import _safe_next
 from dashboards.state import parse, search
-from dashboards.views import Filters, _answer_colour, objective_status
+from dashboards.views import Filters, _answer_colour
 from pipeline.locale import number
+from pipeline.views.objectives import status
 
 
 def test_the_url_holds_the_view_and_never_trusts_it():
@@ -36,7 +37,7 @@ def test_the_url_holds_the_view_and_never_trusts_it():
     ],
 )
 def test_objective_status_uses_the_interval(value, lo, hi, target, higher, want):
-    assert objective_status(value, lo, hi, target, higher) == want
+    assert status(value, lo, hi, target, ">=" if higher else "<=") == want
 
 
 def test_numbers_follow_the_readers_language():

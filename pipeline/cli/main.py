@@ -1840,6 +1840,74 @@ def _change_screen(frame, lang: str):
     return screen
 
 
+@app.command()
+def objectives(
+    wave: Annotated[
+        str | None, typer.Option(help="Only this wave (YYYY-YYYY; default: every wave).")
+    ] = None,
+    unit: UnitOption = None,
+    lang: LangOption = None,
+    output_format: FormatOption = None,
+    out: OutOption = None,
+    excel: ExcelOption = False,
+    db: DbOption = None,
+) -> None:
+    """Judge every quality objective (declarations/objectives.yaml) against the data, per
+    unit of its scope and per wave: met, not met, or undecided when the interval straddles
+    the target; with its trend and latest significant change.
+    """
+    from pipeline.locale import t
+    from pipeline.publish import OFFICE, Tree
+    from pipeline.views.objectives import evaluate
+
+    with friendly_errors():
+        if wave:
+            _parse_waves(wave)
+        ws = workspace()
+        language = _lang(lang)
+        tree = Tree.of(ws.registry)
+        _check_unit(unit, tree)
+        goals = list(ws.registry.objectives or [])
+        if not goals:
+            raise UsageError(
+                "the workspace declares no quality objectives",
+                file=str(ws.settings.declarations_dir / "objectives.yaml"),
+                expected="objectives as in docs/org-structure.md",
+            )
+        con = _fresh(db, {}, False)
+        frame = evaluate(
+            con,
+            goals,
+            viewer=OFFICE,
+            tree=tree,
+            min_n=ws.settings.min_n,
+            alpha=ws.settings.stats.alpha,
+            lang=language,
+            wave=wave,
+            unit=unit,
+        )
+        fmt = _format(output_format, out)
+        title = t("ui.overview", language) + (f" · {wave}" if wave else "")
+        notes = [t("note.interval", language), t("note.objectives", language)]
+        if fmt == "table":
+            shown = frame.assign(
+                status=[t(f"ui.{s}", language) for s in frame["status"]],
+                value=[_decimal(_number(v), language) for v in frame["value"]],
+            )[["objective", "wave", "unit_name", "target", "value", "status", "trend"]]
+            frame = shown.rename(
+                columns={
+                    "objective": t("col.objective", language),
+                    "wave": t("col.wave", language),
+                    "unit_name": t("col.unit_name", language),
+                    "target": t("ui.target", language),
+                    "value": t("col.value", language),
+                    "status": t("col.status", language),
+                    "trend": t("col.trend", language),
+                }
+            )
+        _write_output(frame, fmt, out, title, excel=excel, lang=language, notes=notes)
+
+
 # ------------------------------------------------------------- the store
 audit_app = typer.Typer(
     help="The audit log: who did what to the database, and when.", no_args_is_help=True
