@@ -1908,6 +1908,47 @@ def objectives(
         _write_output(frame, fmt, out, title, excel=excel, lang=language, notes=notes)
 
 
+@app.command()
+def review(
+    year: Annotated[str, typer.Option(help="The academic year reviewed (YYYY-YYYY).")],
+    out: Annotated[Path, typer.Option(help="The file to write: .docx, .xlsx or .html.")],
+    lang: LangOption = None,
+    charts: Annotated[
+        bool, typer.Option("--charts/--no-charts", help="Draw charts (needs Chromium).")
+    ] = True,
+    db: DbOption = None,
+) -> None:
+    """Write the rector's management-review pack for one academic year (quality manual
+    12.1 a-g): objectives against targets, audit findings, satisfaction of every
+    stakeholder group with trends and significant changes, graduates' results,
+    nonconformities, actions and whether their indicators moved, proposals drafted from
+    the data, response rates. Sections without data are marked for the office to complete.
+    """
+    from pipeline.review.pack import build
+    from pipeline.review.render import draw_charts, write
+
+    with friendly_errors():
+        _parse_waves(year)
+        ws = workspace()
+        language = _lang(lang)
+        if out.suffix.lower() not in (".docx", ".xlsx", ".html"):
+            raise UsageError(
+                f"--out {out.name}: cannot tell the format from the extension",
+                expected="a .docx, .xlsx or .html file",
+            )
+        con = _fresh(db, {}, False)
+        waves = {r[0] for r in con.execute("SELECT DISTINCT wave FROM pub_loads").fetchall()}
+        _check_name("year", year, waves, ", ".join(sorted(w for w in waves if w)))
+        started = time.perf_counter()
+        pack = build(con, ws, year=year, lang=language, charts=charts)
+        drawn = draw_charts(pack) if charts and out.suffix.lower() != ".xlsx" else 0
+        write(pack, out)
+    console.print(
+        f"Wrote the management-review pack for {year} ({language}) to [bold]{out}[/]: "
+        f"{len(pack.tables())} tables, {drawn} charts, {time.perf_counter() - started:.1f} s."
+    )
+
+
 # ------------------------------------------------------------- the store
 audit_app = typer.Typer(
     help="The audit log: who did what to the database, and when.", no_args_is_help=True
@@ -2163,7 +2204,8 @@ def demo(
 ) -> None:
     """Run the whole job on synthetic data: make the BatSU example workspace, generate
     three waves of survey exports, load them into its database, compute the indicators,
-    list significant changes, make one dashboard user per role and start the dashboard.
+    list significant changes, write the management-review pack of the latest year, make
+    one dashboard user per role and start the dashboard.
     """
     from pipeline.config import WORKSPACE_FILE
     from pipeline.workspace import init_workspace
@@ -2196,7 +2238,10 @@ def demo(
     last = sorted({p.parent.name for p in files})[-1]
     console.print(f"[bold]5.[/] Significant changes into {last}")
     changes(wave=last, level="faculty")
-    console.print("[bold]6.[/] Dashboard users, one per role (new passwords each run):")
+    pack_path = folder / f"review-{last}.docx"
+    console.print(f"[bold]6.[/] The management-review pack for {last}: {pack_path}")
+    review(year=last, out=pack_path, lang=None, charts=True)
+    console.print("[bold]7.[/] Dashboard users, one per role (new passwords each run):")
     with friendly_errors():
         people = _demo_users(workspace())
     table = Table()
@@ -2210,7 +2255,7 @@ def demo(
         "`sapat quarantine`, `sapat indicators --help`."
     )
     if serve_app:
-        console.print(f"[bold]7.[/] Starting the dashboard (`sapat serve` in {folder})")
+        console.print(f"[bold]8.[/] Starting the dashboard (`sapat serve` in {folder})")
         serve(host="127.0.0.1", port=port, workers=2, dev=False, https=False)
 
 

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipeline.locale import number
 from pipeline.publish import Tree, Viewer, names, read
 
 #: measures kept in the outcome table (graduates, employers)
@@ -215,7 +216,7 @@ def evaluate(
                 hidden = bool(r.suppressed)
                 history = rows[(rows["unit"] == r.unit) & (rows["wave"] < w)].sort_values("wave")
                 trend = " → ".join(
-                    f"{x:.1f}" if x == x else "·"
+                    number(x, lang) if x == x else "·"
                     for x in [
                         *pd.to_numeric(history["value"], errors="coerce").tail(3),
                         float(r.value) if not hidden and r.value == r.value else np.nan,
