@@ -195,8 +195,14 @@ def test_strict_rejects_a_file_with_failing_rows_and_leaves_no_trace(env, export
             0,
         )
         loads = [r[0] for r in con.execute("SELECT load_id FROM sys_loads").fetchall()]
+        per_load = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.columns WHERE column_name = 'load_id'"
+            ).fetchall()
+        }
         for t in tables(con):
-            if t.startswith(("fct_", "qa_")):
+            if t.startswith(("fct_", "qa_")) and t in per_load:  # the office's records aside
                 stray = con.execute(
                     f"SELECT count(*) FROM {t} WHERE load_id NOT IN (SELECT unnest(?))", [loads]
                 ).fetchone()[0]

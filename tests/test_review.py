@@ -149,3 +149,46 @@ def test_the_html_pack_is_one_self_contained_file(ws, tmp_path):
     assert text.startswith("<!doctype html>") and 'lang="ky"' in text
     assert "<script" not in text and "http://" not in text and "https://" not in text
     assert t("review.a", "ky") in text
+
+
+def test_an_action_recorded_in_one_wave_shows_its_follow_up_test_in_the_next(ws):
+    from scipy import stats
+
+    from pipeline.store import Store
+
+    s = ws.settings
+    with Store(s.db_path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
+        action = store.add_action(
+            unit="F-NHP",
+            instrument="student_experience",
+            indicator="se_overall",
+            owner_process="PR-06",
+            due_date="2025-06-30",
+            description="Talk to every year group about what would make their studies better",
+            opened_wave=WAVES[0],
+        )
+    con = _con(ws)
+    earlier = build(con, ws, year=WAVES[0], lang="en", charts=False)
+    first = next(s for s in earlier.sections if s.key == "f").data
+    row0 = first[first["action_id"] == action].iloc[0]
+    assert row0["text"] == t("review.f_wait", "en")  # nothing to compare yet
+    pack = build(con, ws, year=WAVES[1], lang="ru", charts=False)
+    follow = next(s for s in pack.sections if s.key == "f").data
+    row = follow[follow["action_id"] == action].iloc[0]
+    door = read(
+        con,
+        "ind_items",
+        viewer=OFFICE,
+        tree=Tree.of(ws.registry),
+        min_n=5,
+        filters={"unit": "F-NHP", "item": "se_overall", "wave": WAVES},
+    ).set_index("wave")
+    assert row["pct_from"] == door.loc[WAVES[0], "pct_positive"]
+    assert row["pct_to"] == door.loc[WAVES[1], "pct_positive"]
+    n0, n1 = int(door.loc[WAVES[0], "n"]), int(door.loc[WAVES[1], "n"])
+    x0, x1 = round(row["pct_from"] * n0 / 100), round(row["pct_to"] * n1 / 100)
+    pooled = (x0 + x1) / (n0 + n1)
+    z = (x1 / n1 - x0 / n0) / (pooled * (1 - pooled) * (1 / n0 + 1 / n1)) ** 0.5
+    assert row["test"] == "z" and row["p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert row["moved"] == (row["p_value"] < 0.05)
+    assert "p = " in row["text"] and WAVES[0] in row["text"]

@@ -43,6 +43,15 @@ app.add_typer(org_app, name="org")
 from pipeline.cli.users import users_app  # noqa: E402 - the sub-command imports this module lazily
 
 app.add_typer(users_app, name="users")
+from pipeline.cli.quality import (  # noqa: E402 - they import this module lazily
+    actions_app,
+    findings_app,
+    nonconformities_app,
+)
+
+app.add_typer(nonconformities_app, name="nonconformities")
+app.add_typer(actions_app, name="actions")
+app.add_typer(findings_app, name="findings")
 
 console = Console()
 err = Console(stderr=True)
@@ -1946,6 +1955,45 @@ def review(
     console.print(
         f"Wrote the management-review pack for {year} ({language}) to [bold]{out}[/]: "
         f"{len(pack.tables())} tables, {drawn} charts, {time.perf_counter() - started:.1f} s."
+    )
+
+
+@nonconformities_app.command("scan")
+def nonconformities_scan(
+    wave: Annotated[str, typer.Option(help="The wave whose results to scan (YYYY-YYYY).")],
+    db: DbOption = None,
+) -> None:
+    """Find the nonconformity candidates of a wave: every quality objective not met in a
+    unit (its whole interval on the wrong side of the target) and every significant fall
+    in % positive; record the new ones for the office to confirm or dismiss."""
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.publish import OFFICE, Tree
+    from pipeline.store import Store
+    from pipeline.views.objectives import candidates
+
+    with friendly_errors():
+        _parse_waves(wave)
+        ws = workspace()
+        con = _fresh(db, {}, False)
+        found = candidates(
+            con,
+            list(ws.registry.objectives or []),
+            viewer=OFFICE,
+            tree=Tree.of(ws.registry),
+            min_n=ws.settings.min_n,
+            wave=wave,
+            alpha=ws.settings.stats.alpha,
+            adjust=ws.settings.stats.adjust,
+        )
+        con.close()
+        s = ws.settings
+        with Store(_db(db), raw_dir=s.raw_dir, audit_key=load_key()) as store:
+            new = store.record_candidates(found)
+            store.publish(_snapshots(db), s.stats.signature())
+    console.print(
+        f"{len(found)} candidates in {wave} ({(found['source'] == 'objective').sum()} "
+        f"objectives not met, {(found['source'] == 'decline').sum()} significant falls); "
+        f"{new} new. Confirm or dismiss them: sapat nonconformities list --status candidate."
     )
 
 

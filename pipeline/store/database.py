@@ -11,6 +11,9 @@ Tables (prefix = layer):
 ``qa_quarantine``      rejected rows with their reasons and raw values (no e-mails/names)
 ``qa_flags``           data-quality flags; nothing is deleted for a flag
 ``dim_units``, ``dim_items``, ``dim_choices``   the declarations at load time
+``qa_nonconformities``, ``qa_actions``, ``qa_findings``   the quality office's records
+                       (:mod:`pipeline.quality`): not derived from the raw files, so a
+                       rebuild carries them over as they are
 
 A file is loaded in one transaction: its rows, counts, quarantine, flags and its
 manifest row, or nothing.
@@ -31,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import __version__
+from pipeline import __version__, quality
 from pipeline.errors import SapatError
 from pipeline.instruments import Catalog, ContextRole, Instrument, Role
 from pipeline.store.tables import TABLES, Table, ddl
@@ -123,6 +126,51 @@ CREATE TABLE IF NOT EXISTS sys_audit (
 );
 CREATE TABLE IF NOT EXISTS sys_indicator_state (
     instrument VARCHAR, wave VARCHAR, signature VARCHAR, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS qa_nonconformities (
+    nc_id INTEGER NOT NULL,
+    source VARCHAR NOT NULL,     -- objective | decline | audit | manual
+    objective VARCHAR,
+    instrument VARCHAR,
+    indicator VARCHAR,           -- item or dimension code
+    unit VARCHAR,
+    wave VARCHAR,
+    detail VARCHAR,
+    status VARCHAR NOT NULL,     -- candidate | confirmed | dismissed
+    reason VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    decided_by VARCHAR,
+    decided_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS qa_actions (
+    action_id INTEGER NOT NULL,
+    nc_id INTEGER,
+    kind VARCHAR NOT NULL,       -- corrective | preventive
+    unit VARCHAR,
+    instrument VARCHAR,
+    indicator VARCHAR,
+    owner_process VARCHAR,
+    due_date DATE,
+    description VARCHAR,
+    status VARCHAR NOT NULL,     -- open | in_progress | done | closed | cancelled
+    opened_wave VARCHAR,         -- the wave whose results prompted it
+    created_at TIMESTAMP NOT NULL,
+    created_by VARCHAR,
+    updated_at TIMESTAMP,
+    closed_at TIMESTAMP,
+    closed_by VARCHAR,
+    closing_note VARCHAR
+);
+CREATE TABLE IF NOT EXISTS qa_findings (
+    finding_id INTEGER NOT NULL,
+    audit_date DATE NOT NULL,
+    process VARCHAR,
+    unit VARCHAR,
+    kind VARCHAR NOT NULL,       -- nonconformity | observation | opportunity
+    description VARCHAR,
+    status VARCHAR NOT NULL,     -- open | closed
+    created_at TIMESTAMP NOT NULL,
+    created_by VARCHAR
 );
 """
 #: Version of the layout of the store's tables; a store of another version is rebuilt
@@ -900,6 +948,394 @@ class Store:
         self.audit("publish", path.name, "ok")
         return path
 
+    # ------------------------------------------------------------ quality records
+    # Nonconformities, corrective and preventive actions, internal audit findings
+    # (pipeline.quality checks what a person typed and reads them). Each change is one
+    # transaction with one audit entry per record, which names ids, codes, statuses and
+    # dates, never a description, reason or note (the office's own words stay in the
+    # records). The actor is who decided, acted or recorded.
+    @staticmethod
+    def _utc_now() -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+    def _next_record_id(self, table: str, column: str) -> int:
+        return int(
+            self.con.execute(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}").fetchone()[0]
+        )
+
+    def record_candidates(self, frame: pd.DataFrame) -> int:
+        """Record candidate nonconformities found in the data; returns how many were new.
+
+        ``frame`` has the columns source (objective | decline | audit), objective (an
+        objective id, or missing), instrument, indicator (an item or dimension code), unit,
+        wave and detail (a sentence on what was found). A candidate already recorded under
+        the same (source, objective, instrument, indicator, unit, wave), whatever was
+        decided on it, is not recorded again, so a scan can be run any number of times."""
+        missing = [c for c in quality.CANDIDATE_COLUMNS if c not in frame.columns]
+        if [c for c in missing if c not in ("objective", "detail")]:
+            raise SapatError(
+                f"candidate nonconformities lack the columns {', '.join(missing)}",
+                expected=", ".join(quality.CANDIDATE_COLUMNS),
+            )
+        cand = [  # plain text or None (pandas would turn a None back into NaN)
+            {c: None if quality._missing(v) else str(v).strip() or None for c, v in r.items()}
+            for r in frame.reindex(columns=list(quality.CANDIDATE_COLUMNS)).to_dict("records")
+        ]
+        wrong = sorted({str(r["source"]) for r in cand if r["source"] not in quality.SOURCES})
+        if wrong:
+            raise SapatError(
+                f"unknown source of a candidate nonconformity: {', '.join(wrong)}",
+                expected=" | ".join(quality.SOURCES),
+            )
+        needed = ("instrument", "indicator", "unit", "wave")
+        empty = [c for c in needed if any(r[c] is None for r in cand)]
+        if empty:
+            raise SapatError(
+                f"candidate nonconformities without {', '.join(empty)}",
+                expected="every candidate with its questionnaire, indicator, unit and wave",
+            )
+        key = list(quality.CANDIDATE_KEY)
+        with self.transaction():
+            seen = {
+                tuple(r)
+                for r in self.con.execute(
+                    f"SELECT {', '.join(key)} FROM qa_nonconformities"
+                ).fetchall()
+            }
+            new = []
+            for rec in cand:
+                k = tuple(rec[c] for c in key)
+                if k not in seen:
+                    seen.add(k)
+                    new.append(rec)
+            first = self._next_record_id("qa_nonconformities", "nc_id")
+            if new:
+                now = self._utc_now()
+                self.con.executemany(
+                    """INSERT INTO qa_nonconformities (nc_id, source, objective, instrument,
+                           indicator, unit, wave, detail, status, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'candidate', ?)""",
+                    [
+                        [first + k, *(r[c] for c in quality.CANDIDATE_COLUMNS), now]
+                        for k, r in enumerate(new)
+                    ],
+                )
+            ids = f"nonconformities {first}-{first + len(new) - 1}" if new else "nonconformities"
+            sources = ", ".join(sorted({r["source"] for r in new}))
+            self.audit(
+                "nonconformity add",
+                ids,
+                f"{len(new)} new of {len(cand)} candidates" + (f" ({sources})" if new else ""),
+            )
+        return len(new)
+
+    def add_nonconformity(
+        self,
+        *,
+        unit: str,
+        instrument: str,
+        indicator: str,
+        wave: str,
+        detail: str,
+        objective: str | None = None,
+        source: str = "manual",
+    ) -> int:
+        """Record a nonconformity a person found (``manual``, or ``audit``): recorded
+        confirmed by its actor. Check the codes first (:func:`pipeline.quality.new_nonconformity`).
+        The same one twice (same codes, wave and detail, not dismissed) is refused."""
+        from pipeline.errors import UsageError
+
+        source = quality.choice(source, ("manual", "audit"), "source")
+        detail = quality.text(detail, "--detail", "what was found, in a sentence")
+        wave = quality.check_wave(wave)
+        with self.transaction():
+            twin = self.con.execute(
+                """SELECT nc_id FROM qa_nonconformities
+                   WHERE source = ? AND objective IS NOT DISTINCT FROM ? AND instrument = ?
+                     AND indicator = ? AND unit = ? AND wave = ? AND detail = ?
+                     AND status <> 'dismissed'""",
+                [source, objective, instrument, indicator, unit, wave, detail],
+            ).fetchall()
+            if twin:
+                raise UsageError(
+                    f"nonconformity {twin[0][0]} records this already",
+                    expected="sapat nonconformities list",
+                )
+            nc_id = self._next_record_id("qa_nonconformities", "nc_id")
+            now = self._utc_now()
+            self.con.execute(
+                """INSERT INTO qa_nonconformities (nc_id, source, objective, instrument,
+                       indicator, unit, wave, detail, status, created_at, decided_by, decided_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'confirmed', ?, ?, ?)""",
+                [nc_id, source, objective, instrument, indicator, unit, wave, detail, now]
+                + [self.actor, now],
+            )
+            self.audit(
+                "nonconformity add",
+                f"nonconformity {nc_id}",
+                f"{source}, confirmed; {instrument} {indicator}; unit {unit}; wave {wave}"
+                + (f"; objective {objective}" if objective else ""),
+            )
+        return nc_id
+
+    def decide_nonconformity(self, nc_id: int, status: str, reason: str) -> None:
+        """Confirm or dismiss a nonconformity, saying why (kept with it, not in the audit
+        log). A decision can be changed, saying why again; a nonconformity is not
+        dismissed while an action answering it is still to be closed or cancelled."""
+        from pipeline.errors import UsageError
+
+        status = quality.choice(status, quality.DECISIONS, "status")
+        reason = quality.text(reason, "--why", "why, in a few words")
+        with self.transaction():
+            before = quality.nonconformity(self.con, nc_id)
+            if before["status"] == status:
+                raise UsageError(
+                    f"nonconformity {nc_id} is already {status}",
+                    expected="sapat nonconformities list --status candidate",
+                )
+            if status == "dismissed":
+                pending = [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT action_id FROM qa_actions WHERE nc_id = ? "
+                        "AND status NOT IN ('closed', 'cancelled') ORDER BY 1",
+                        [int(nc_id)],
+                    ).fetchall()
+                ]
+                if pending:
+                    raise UsageError(
+                        f"nonconformity {nc_id} has actions still open "
+                        f"({', '.join(map(str, pending))})",
+                        expected="close or cancel them first (sapat actions close|update)",
+                    )
+            self.con.execute(
+                "UPDATE qa_nonconformities SET status = ?, reason = ?, decided_by = ?, "
+                "decided_at = ? WHERE nc_id = ?",
+                [status, reason, self.actor, self._utc_now(), int(nc_id)],
+            )
+            verb = "confirm" if status == "confirmed" else "dismiss"
+            self.audit(
+                f"nonconformity {verb}", f"nonconformity {nc_id}", f"{before['status']} → {status}"
+            )
+
+    def add_action(
+        self,
+        *,
+        unit: str,
+        instrument: str,
+        indicator: str,
+        owner_process: str,
+        due_date,
+        description: str,
+        kind: str = "corrective",
+        nc_id: int | None = None,
+        opened_wave: str | None = None,
+    ) -> int:
+        """Record a corrective or preventive action (status open); returns its number.
+        Check the codes first (:func:`pipeline.quality.new_action`); the nonconformity it
+        answers, if any, must be confirmed."""
+        kind = quality.choice(kind, quality.ACTION_KINDS, "--kind")
+        due = quality.parse_date(due_date, "--due")
+        description = quality.text(description, "--description")
+        opened_wave = None if opened_wave is None else quality.check_wave(opened_wave)
+        with self.transaction():
+            if nc_id is not None:
+                quality.check_nc_for_action(self.con, nc_id)
+            action_id = self._next_record_id("qa_actions", "action_id")
+            now = self._utc_now()
+            self.con.execute(
+                """INSERT INTO qa_actions (action_id, nc_id, kind, unit, instrument, indicator,
+                       owner_process, due_date, description, status, opened_wave, created_at,
+                       created_by, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)""",
+                [action_id, nc_id, kind, unit, instrument, indicator, owner_process, due]
+                + [description, opened_wave, now, self.actor, now],
+            )
+            self.audit(
+                "action add",
+                f"action {action_id}",
+                f"{kind}; unit {unit}; {instrument} {indicator}; owner {owner_process}; "
+                f"due {due.isoformat()}"
+                + (f"; nonconformity {nc_id}" if nc_id is not None else "")
+                + (f"; wave {opened_wave}" if opened_wave else ""),
+            )
+        return action_id
+
+    def update_action(self, action_id: int, **changes) -> dict[str, tuple]:
+        """Change an action's status (open | in_progress | done | cancelled), due_date,
+        description or owner_process; returns ``{field: (before, after)}`` of what changed
+        (nothing is written when nothing changes). A closed action is not changed."""
+        from pipeline.errors import UsageError
+
+        unknown = sorted(set(changes) - set(quality.ACTION_CHANGES))
+        if unknown:
+            raise UsageError(
+                f"an action has no field {', '.join(unknown)} to change",
+                expected=", ".join(quality.ACTION_CHANGES),
+            )
+        clean: dict = {}
+        for field, value in changes.items():
+            if value is None:
+                continue
+            if field == "status":
+                if str(value).strip().lower() == "closed":
+                    raise UsageError(
+                        "--status closed: an action is closed with a note on what was achieved",
+                        expected=f"sapat actions close {action_id} --note TEXT",
+                    )
+                clean[field] = quality.choice(value, quality.UPDATABLE_STATUSES, "--status")
+            elif field == "due_date":
+                clean[field] = quality.parse_date(value, "--due")
+            elif field == "description":
+                clean[field] = quality.text(value, "--description")
+            else:
+                clean[field] = quality.text(value, "--owner", "a process code (PR-01 …)")
+        with self.transaction():
+            before = quality.action(self.con, action_id)
+            if before["status"] == "closed":
+                raise UsageError(
+                    f"action {action_id} is closed and stays as it was closed",
+                    expected="a new action: sapat actions add …",
+                )
+            was = dict(before)
+            if was.get("due_date") is not None:
+                was["due_date"] = pd.Timestamp(was["due_date"]).date()
+            diff = {f: (was[f], v) for f, v in clean.items() if was[f] != v}
+            if not diff:
+                return {}
+            sets = ", ".join(f"{f} = ?" for f in diff)
+            self.con.execute(
+                f"UPDATE qa_actions SET {sets}, updated_at = ? WHERE action_id = ?",
+                [v for _, v in diff.values()] + [self._utc_now(), int(action_id)],
+            )
+            told = [
+                "description changed"
+                if f == "description"
+                else f"{f} {_shown(old)} → {_shown(new)}"
+                for f, (old, new) in diff.items()
+            ]
+            self.audit("action update", f"action {action_id}", "; ".join(told))
+        return diff
+
+    def close_action(self, action_id: int, note: str) -> None:
+        """Close an action with a note on what was achieved (kept with it, not in the
+        audit log): who closed it and when are recorded."""
+        from pipeline.errors import UsageError
+
+        note = quality.text(note, "--note", "what was achieved, in a sentence")
+        with self.transaction():
+            before = quality.action(self.con, action_id)
+            if before["status"] in ("closed", "cancelled"):
+                raise UsageError(
+                    f"action {action_id} is {before['status']} already",
+                    expected="an action that is open, in_progress or done",
+                )
+            now = self._utc_now()
+            self.con.execute(
+                "UPDATE qa_actions SET status = 'closed', closed_at = ?, closed_by = ?, "
+                "closing_note = ?, updated_at = ? WHERE action_id = ?",
+                [now, self.actor, note, now, int(action_id)],
+            )
+            self.audit("action close", f"action {action_id}", f"{before['status']} → closed")
+
+    def _insert_finding(self, finding: dict, origin: str = "") -> int:
+        finding_id = self._next_record_id("qa_findings", "finding_id")
+        when = quality.parse_date(finding["audit_date"], "--date")
+        kind = quality.choice(finding["kind"], quality.FINDING_KINDS, "--kind")
+        status = quality.choice(
+            finding.get("status") or "open", quality.FINDING_STATUSES, "--status"
+        )
+        self.con.execute(
+            """INSERT INTO qa_findings (finding_id, audit_date, process, unit, kind,
+                   description, status, created_at, created_by)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [finding_id, when, finding["process"], finding["unit"], kind]
+            + [quality.text(finding["description"], "--description"), status]
+            + [self._utc_now(), self.actor],
+        )
+        self.audit(
+            "finding add",
+            f"finding {finding_id}",
+            f"{kind}, {status}; process {finding['process']}; unit {finding['unit']}; "
+            f"audit {when.isoformat()}" + origin,
+        )
+        return finding_id
+
+    def add_finding(
+        self,
+        *,
+        audit_date,
+        process: str,
+        unit: str,
+        kind: str,
+        description: str,
+        status: str = "open",
+    ) -> int:
+        """Record an internal audit finding; returns its number. Check the codes first
+        (:func:`pipeline.quality.new_finding`)."""
+        finding = {
+            "audit_date": audit_date,
+            "process": process,
+            "unit": unit,
+            "kind": kind,
+            "description": description,
+            "status": status,
+        }
+        with self.transaction():
+            return self._insert_finding(finding)
+
+    def add_findings(self, frame: pd.DataFrame, origin: str | None = None) -> list[int]:
+        """Record the findings of an audit sheet (:func:`pipeline.quality.read_findings_sheet`)
+        in one transaction: all or none. A finding recorded already (same date, process,
+        unit, kind and description) is skipped, so importing a sheet again adds nothing.
+        Returns the numbers of the findings recorded."""
+        ids = []
+        with self.transaction():
+            have = {
+                (pd.Timestamp(d).date(), p, u, k, t)
+                for d, p, u, k, t in self.con.execute(
+                    "SELECT audit_date, process, unit, kind, description FROM qa_findings"
+                ).fetchall()
+            }
+            for rec in frame.to_dict("records"):
+                key = (quality.parse_date(rec["audit_date"], "audit_date"), rec["process"])
+                key += (rec["unit"], rec["kind"], str(rec["description"]).strip())
+                if key in have:
+                    continue
+                have.add(key)
+                ids.append(self._insert_finding(rec, f"; imported from {origin}" if origin else ""))
+        return ids
+
+    def carry_records(self, source: Path) -> dict[str, int]:
+        """Copy the quality records of another store (the one a rebuild replaces) as they
+        are: they are not derived from the raw files. Returns the rows copied per table."""
+        old = duckdb.connect(str(source), read_only=True)
+        try:
+            have = {
+                r[0]
+                for r in old.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                ).fetchall()
+            }
+            frames = {
+                t: old.sql(f"SELECT * FROM {t}").to_arrow_table()
+                for t in quality.RECORD_TABLES
+                if t in have
+            }
+        finally:
+            old.close()
+        with self.transaction():
+            for table, data in frames.items():  # noqa: B007 (data: a replacement scan)
+                self.con.execute(f"DELETE FROM {table}")
+                self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM data")
+            copied = {t: frames[t].num_rows if t in frames else 0 for t in quality.RECORD_TABLES}
+            self.audit(
+                "carry",
+                source.name,
+                "; ".join(f"{n} rows of {t}" for t, n in copied.items()),
+            )
+        return copied
+
     # ------------------------------------------------- indicator inputs and outputs
     def loaded_waves(self, instrument: str | None = None) -> pd.DataFrame:
         """(instrument, wave) pairs holding loaded files, with ``has_ids`` (false when a
@@ -1134,6 +1570,13 @@ def verify_audit(log: pd.DataFrame, key: bytes | None) -> list[str]:
 
 def _none(v):
     return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def _shown(value) -> str:
+    """A value of a record as the audit log writes it (dates as YYYY-MM-DD)."""
+    if value is None:
+        return "(none)"
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _rollup_sql(source: str, cols: str, agg: str, teacher: bool) -> str:

@@ -2,7 +2,8 @@
 
 After each load or recompute the store writes a new, consistent, read-only DuckDB file
 holding the indicator tables, the declarations (``dim_*``) and the load manifest with
-counts of what was set aside and flagged, plus ``snapshot_meta``: one row per table with
+counts of what was set aside and flagged, the quality office's records (nonconformities,
+actions, audit findings), plus ``snapshot_meta``: one row per table with
 its rows and a content checksum. Then it switches the pointer file ``CURRENT`` to it with
 one atomic rename. Readers open the file ``CURRENT`` names, never the live database: a
 reader never blocks a load and never sees half a publish. The last few snapshots are
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.quality import RECORD_TABLES
 from pipeline.store.tables import TABLES
 
 POINTER = "CURRENT"
@@ -29,6 +31,9 @@ POINTER = "CURRENT"
 KEEP = 3
 #: Tables copied beside the indicator tables.
 DECLARATIONS = ("dim_units", "dim_items", "dim_choices")
+#: The quality office's records, copied as they are (no respondent data in them):
+#: nonconformities, corrective and preventive actions, internal audit findings.
+RECORDS = RECORD_TABLES
 
 _LOADS = """SELECT l.load_id, l.file_name, l.instrument, l.version, l.wave, l.dialect,
                    l.layout, l.rows_read, l.rows_loaded, l.rows_quarantined, l.rows_excluded,
@@ -84,6 +89,7 @@ def publish(con: duckdb.DuckDBPyConnection, directory: Path, signature: str = ""
         meta = []
         sources = [(t, f"SELECT * FROM {t}") for t in (*TABLES, *DECLARATIONS) if t in have]
         sources += list(SUMMARIES.items())
+        sources += [(t, f"SELECT * FROM {t}") for t in RECORDS if t in have]
         for table, query in sources:
             data = con.sql(query).to_arrow_table()  # noqa: F841 (a replacement scan)
             snap.execute(f"CREATE TABLE {table} AS SELECT * FROM data")
