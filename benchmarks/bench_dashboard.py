@@ -350,7 +350,9 @@ def step_raw(root: str, faculty: str, runs: str) -> dict:
     }
 
 
-def step_breakdown(root: str, user: str, faculty: str, password: str, runs: str) -> dict:
+def step_breakdown(
+    root: str, user: str, faculty: str, password: str, runs: str, profile: str = ""
+) -> dict:
     """Where a callback's time goes, one request at a time in one process: the door's reads
     (trends), the view (reads, pandas, the plotly figure), rendering into Dash components,
     JSON encoding (Dash's, plotly's encoder), and the whole callback through Flask's test
@@ -444,6 +446,19 @@ def step_breakdown(root: str, user: str, faculty: str, password: str, runs: str)
         if page == "trends":
             door_t, _ = timed(door_reads)
             part["door_reads_ms"] = _dist(door_t)
+        if profile:
+            import cProfile
+            import io
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(n):
+                render(page, VIEWS[page](ctx, f), ctx)
+            prof.disable()
+            text = io.StringIO()
+            pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
+            Path(profile, f"{page}.txt").write_text(text.getvalue(), encoding="utf-8")
         out[page] = part
     con.close()
     return out
@@ -973,8 +988,12 @@ def measure(args, ws: Path, info: dict, work: Path) -> dict:
     )
     print(f"  where a callback's time goes (one at a time, {args.breakdown_runs} runs) ...")
     dean = next(name for name, f in deans if f == args.faculty)
+    profile = ""
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profile = str(args.profile.resolve())
     res["breakdown"] = run_step(
-        env, "breakdown", ws, dean, args.faculty, PASSWORD, args.breakdown_runs
+        env, "breakdown", ws, dean, args.faculty, PASSWORD, args.breakdown_runs, profile
     )
     return res
 
@@ -1180,6 +1199,12 @@ def main(argv: list[str] | None = None) -> int:
         "--breakdown-runs", type=int, default=30, help="runs per stage of the breakdown"
     )
     ap.add_argument("--repeat", type=int, default=1, help="rounds of the whole measurement")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write cProfile output of each page's view and rendering to this folder",
+    )
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument(
         "--work",

@@ -273,6 +273,7 @@ def _run(*args, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts real `sapat` processes (imports paid each time)
 def test_exit_codes_and_messages_of_a_real_process(tmp_path, env, exports):
     good = next(iter(exports["files"].values()))["path"]
     bad = _bad_files(tmp_path / "bad")

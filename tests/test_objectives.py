@@ -24,6 +24,7 @@ from pipeline.workspace import Workspace, init_workspace
 
 WAVES = ["2024-2025", "2025-2026"]
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # builds and loads a small university first
 
 
 @pytest.fixture(scope="module")
