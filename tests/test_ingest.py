@@ -60,6 +60,7 @@ def loaded(tmp_path_factory):
     con.close()
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_every_synthetic_file_loads_with_exact_counts(loaded):
     truth, results, con = loaded
     for meta in truth["files"]:
@@ -83,6 +84,7 @@ def test_every_synthetic_file_loads_with_exact_counts(loaded):
         assert stored == r.rows_loaded
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_dialects_are_recognised(loaded):
     truth, results, _ = loaded
     expected = {
@@ -98,6 +100,7 @@ def test_dialects_are_recognised(loaded):
             assert results[meta["file"]].encoding == "cp1251"
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_every_planted_fault_is_quarantined_or_flagged_with_its_reason(loaded):
     truth, results, con = loaded
     for fault in truth["faults"]:
@@ -124,6 +127,7 @@ def test_every_planted_fault_is_quarantined_or_flagged_with_its_reason(loaded):
                 assert excluded == (flag in EVIDENCE), (fault, flags)
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_quarantine_keeps_raw_values_without_personal_columns(loaded):
     _, _, con = loaded
     raws = con.execute("SELECT raw FROM qa_quarantine").fetchall()
@@ -134,6 +138,7 @@ def test_quarantine_keeps_raw_values_without_personal_columns(loaded):
         assert not any("@" in str(v) for v in row.values())
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_repeats_are_excluded_from_answer_counts_but_kept(loaded):
     _, _, con = loaded
     dup = con.execute("SELECT count(DISTINCT response_id) FROM qa_flags WHERE excluded").fetchone()[
@@ -154,6 +159,7 @@ def test_repeats_are_excluded_from_answer_counts_but_kept(loaded):
     assert kept > 0  # identical answers alone never exclude a row
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_answer_counts_match_the_typed_table(loaded):
     _, _, con = loaded
     a = con.execute(
@@ -167,6 +173,7 @@ def test_answer_counts_match_the_typed_table(loaded):
     assert a == b
 
 
+@pytest.mark.slow  # loads a whole synthetic university (about 10 s) first
 def test_comments_are_stored(loaded):
     _, _, con = loaded
     n = con.execute("SELECT count(*) FROM fct_comments WHERE length(text) > 5").fetchone()[0]

@@ -23,6 +23,9 @@ from pipeline.store import Store, verify_audit
 from pipeline.store.snapshots import checksum, open_current
 from pipeline.workspace import Workspace
 
+#: each test makes a workspace and a store and drives the CLI (about 17 s in all)
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 # the `sapat` command's callback with the three groups under it, as main.py will add them
