@@ -91,14 +91,13 @@ def test_no_role_ever_receives_a_foreign_unit(site, app, name):
     forged = [
         "",
         "?unit=KKHPI",
-        "?unit=SHEI&level=programme",
         "?unit=P-KKH-PRIM-B&level=programme",
-        "?level=department",
-        "?level=programme&item=se_overall",
-        "?unit=BatSU&level=faculty",
-        "?unit=%3Cscript%3E",
-        "?instrument=teaching_evaluation&level=programme",
+        "?level=department&item=se_overall",
+        "?unit=BatSU&level=programme",
+        "?unit=%3Cscript%3E&instrument=teaching_evaluation",
     ]
+    #: downloads: the honest view and the two most telling forgeries
+    downloaded = {"", "?unit=KKHPI", "?unit=BatSU&level=programme"}
     for path in PAGES:
         for search in forged:
             for lang in ("en", "ky") if not search else ("en",):
@@ -108,7 +107,7 @@ def test_no_role_ever_receives_a_foreign_unit(site, app, name):
                 text = r.get_data(as_text=True)
                 leaked = _leaks(site, name, json.dumps(json.loads(text), ensure_ascii=False))
                 assert not leaked, (name, path, q, sorted(leaked)[:5])
-            for fmt in ("dl-csv", "dl-xlsx"):
+            for fmt in ("dl-csv", "dl-xlsx") if search in downloaded else ():
                 r = c.call(
                     "download.data",
                     {
