@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import dash
@@ -50,6 +51,25 @@ class Snapshots:
         self.directory = directory
         self._lock = threading.Lock()
         self._open: dict[Path, duckdb.DuckDBPyConnection] = {}
+        #: the snapshot the last cursor reads
+        self.path: Path | None = None
+        #: (snapshot, page, filters, language, viewer) -> (view, rendered page): a published
+        #: snapshot never changes, so a view of it is computed once per worker
+        self.views: OrderedDict = OrderedDict()
+
+    def view(self, key: tuple, compute):
+        """``compute()`` once per ``key`` of the current snapshot (least recently used
+        views forgotten beyond 256)."""
+        with self._lock:
+            if key in self.views:
+                self.views.move_to_end(key)
+                return self.views[key]
+        value = compute()
+        with self._lock:
+            self.views[key] = value
+            while len(self.views) > 256:
+                self.views.popitem(last=False)
+        return value
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         from pipeline.store.snapshots import current
@@ -71,6 +91,7 @@ class Snapshots:
                 self._open[path] = con
                 for old in [p for p in self._open if p != path][:-2]:
                     self._open.pop(old).close()  # keep the two newest open
+            self.path = path
             return con.cursor()
 
 
@@ -142,9 +163,13 @@ def create_app(root: Path | str, *, secure_cookies: bool = False) -> dash.Dash:
                 return html.Div()
             except LookupError as exc:
                 return html.P(str(exc), className="message")
-            return render(page, PAGES[page](ctx, f), ctx)
+            key = (snaps.path, page, f, lang, ctx.viewer)
+            return snaps.view(("page", *key), lambda: render(page, cached_view(key, ctx, f), ctx))
 
         return layout
+
+    def cached_view(key: tuple, ctx: Context, f: Filters) -> View:
+        return snaps.view(("view", *key), lambda: PAGES[key[1]](ctx, f))
 
     def _lang_default() -> str:
         return flask.session.get("lang") or settings.language
@@ -155,7 +180,7 @@ def create_app(root: Path | str, *, secure_cookies: bool = False) -> dash.Dash:
         )
 
     app.layout = shell(settings.language)
-    _callbacks(app, context, tree, guard, _lang_default)
+    _callbacks(app, context, tree, guard, _lang_default, snaps, cached_view)
     guard.script_hashes = lambda: list(app.csp_hashes())
     return app
 
@@ -361,7 +386,9 @@ def _tiles(table: pd.DataFrame, ctx: Context) -> html.Div:
 
 
 # ----------------------------------------------------------------- callbacks
-def _callbacks(app: dash.Dash, context, tree: Tree, guard: Guard, lang_default) -> None:
+def _callbacks(
+    app: dash.Dash, context, tree: Tree, guard: Guard, lang_default, snaps, cached_view
+) -> None:
     filter_ids = ["instrument", "waves", "level", "unit", "item", "dimension"]
 
     @app.callback(
@@ -427,7 +454,7 @@ def _callbacks(app: dash.Dash, context, tree: Tree, guard: Guard, lang_default) 
         page = next((p for p, path in PATHS.items() if path == pathname), "overview")
         f, lang = state.parse(search, lang_default())
         ctx = context(lang)
-        view = PAGES[page](ctx, f)
+        view = cached_view((snaps.path, page, f, lang, ctx.viewer), ctx, f)
         data = export(view, fmt, lang)
         guard.audit("download", f"{page}{search or ''}", f"{fmt}, {len(view.table)} rows")
         return dcc.send_bytes(data, f"sapat-{page}.{fmt}")
