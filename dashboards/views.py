@@ -118,21 +118,9 @@ def _within(ctx: Context, frame: pd.DataFrame, unit: str | None) -> pd.DataFrame
 
 
 def _name_columns(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
-    lookup = _names(ctx)
-    out = frame.copy()
-    for code, kind in (
-        ("instrument", "instrument"),
-        ("unit", "unit"),
-        ("item", "item"),
-        ("dimension", "dimension"),
-    ):
-        if code in out and f"{code}_name" not in out:
-            out.insert(
-                out.columns.get_loc(code) + 1,
-                f"{code}_name",
-                out[code].map(lookup.get(kind, {})).fillna(out[code]),
-            )
-    return out
+    from pipeline.views.indicators import with_names
+
+    return with_names(ctx.con, frame, ctx.lang)
 
 
 def _subject(f: Filters) -> tuple[str, str, str | None]:

@@ -26,8 +26,7 @@ def with_names(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, lang: str) -
     out = frame.copy()
     for code, name in _NAMED.items():
         if code in out and name not in out:
-            kind = code if code != "unit" else "unit"
-            values = out[code].map(lookup.get(kind, {})).fillna(out[code])
+            values = out[code].map(lookup.get(code, {})).fillna(out[code])
             out.insert(out.columns.get_loc(code) + 1, name, values)
     return out
 
