@@ -9,48 +9,23 @@ import json
 import duckdb
 import pandas as pd
 import pytest
+from small_university import WAVES, build
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import Statistics
-from pipeline.indicators import recompute
-from pipeline.ingest import ingest_file
-from pipeline.ingest.pseudonym import load_key
 from pipeline.publish import OFFICE, Tree, Viewer, ViewerRole, read
-from pipeline.store import Store
-from pipeline.synth import synthesize
 from pipeline.views.objectives import candidates, evaluate, status
-from pipeline.workspace import Workspace, init_workspace
 
-WAVES = ["2024-2025", "2025-2026"]
 runner = CliRunner()
 pytestmark = pytest.mark.slow  # builds and loads a small university first
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("obj")
     mp = pytest.MonkeyPatch()
-    mp.setenv("SAPAT_KEY_FILE", str(tmp / "key"))
-    root = init_workspace(tmp / "ws", "batsu")
-    mp.setenv("SAPAT_WORKSPACE", str(root))
-    w = Workspace.at(root)
-    truth = synthesize(
-        tmp / "ex",
-        w.registry,
-        w.catalog,
-        seed=9,
-        scale=0.3,
-        waves=WAVES,
-        instruments=["student_experience", "graduate"],
+    yield build(
+        tmp_path_factory.mktemp("obj"), mp, seed=9, instruments=["student_experience", "graduate"]
     )
-    s = w.settings
-    with Store(s.db_path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
-        for meta in truth["files"]:
-            ingest_file(tmp / "ex" / meta["file"], store, w.catalog, w.registry, key=load_key())
-        recompute(store, w.registry, w.catalog, Statistics(), full=True)
-        store.publish(s.snapshots_dir, s.stats.signature())
-    yield w
     mp.undo()
 
 

@@ -8,21 +8,17 @@ import duckdb
 import openpyxl
 import pytest
 from docx import Document
+from small_university import WAVES
+from small_university import build as build_university
 
-from pipeline.config import Statistics
-from pipeline.indicators import recompute
-from pipeline.ingest import ingest_file
 from pipeline.ingest.pseudonym import load_key
 from pipeline.locale import number, t
 from pipeline.publish import OFFICE, Tree, read
 from pipeline.review.pack import build
 from pipeline.review.render import write
 from pipeline.store import Store
-from pipeline.synth import synthesize
 from pipeline.views.objectives import evaluate
-from pipeline.workspace import Workspace, init_workspace
 
-WAVES = ["2024-2025", "2025-2026"]
 SECTIONS = ("a", "b", "c", "d", "e", "f", "g")
 
 pytestmark = pytest.mark.slow  # builds and loads a small university first
@@ -30,27 +26,13 @@ pytestmark = pytest.mark.slow  # builds and loads a small university first
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("review")
     mp = pytest.MonkeyPatch()
-    mp.setenv("SAPAT_KEY_FILE", str(tmp / "key"))
-    root = init_workspace(tmp / "ws", "batsu")
-    mp.setenv("SAPAT_WORKSPACE", str(root))
-    w = Workspace.at(root)
-    truth = synthesize(
-        tmp / "ex",
-        w.registry,
-        w.catalog,
+    yield build_university(
+        tmp_path_factory.mktemp("review"),
+        mp,
         seed=21,
-        scale=0.3,
-        waves=WAVES,
         instruments=["student_experience", "graduate", "employer"],
     )
-    s = w.settings
-    with Store(s.db_path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
-        for meta in truth["files"]:
-            ingest_file(tmp / "ex" / meta["file"], store, w.catalog, w.registry, key=load_key())
-        recompute(store, w.registry, w.catalog, Statistics(), full=True)
-    yield w
     mp.undo()
 
 
@@ -153,8 +135,6 @@ def test_the_html_pack_is_one_self_contained_file(ws, tmp_path):
 
 def test_an_action_recorded_in_one_wave_shows_its_follow_up_test_in_the_next(ws):
     from scipy import stats
-
-    from pipeline.store import Store
 
     s = ws.settings
     with Store(s.db_path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
