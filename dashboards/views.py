@@ -570,39 +570,129 @@ def stakeholders(ctx: Context, f: Filters) -> View:
 
 # ----------------------------------------------------------------- teaching
 def teaching(ctx: Context, f: Filters) -> View:
-    """Teaching evaluation per teacher: each dimension's % positive, for the roles that
-    may see teachers (the quality office, the rector, and each teacher their own)."""
+    """Teaching evaluation per teacher × discipline (``ind_teaching``), for the roles that
+    may see teachers (the quality office, the rector, and each teacher their own): each
+    item's % positive as a heatmap whose rows are "teacher · discipline" (a hidden cell
+    reads "n < 5", never a number), on the chosen wave (else the latest); the table
+    gives n, % positive and its interval."""
     title = t("ui.teaching", ctx.lang)
     if ctx.viewer.role in (ViewerRole.DEAN, ViewerRole.PROGRAMME_LEADER):
         return _empty(title, t("ui.not_for_role", ctx.lang))
-    rows = ctx.read("ind_dimensions", org_level="teacher", instrument=f.instrument)
-    rows = _within(ctx, rows, f.unit)
-    if f.wave:
-        rows = rows[rows["wave"] == f.wave]
-    elif len(rows):
-        rows = rows[rows["wave"] == rows["wave"].max()]
+    rows = ctx.read("ind_teaching", instrument=f.instrument, wave=f.wave, item=f.item)
+    if f.unit is not None:
+        rows = rows[rows["teacher"].isin(ctx.tree.within(f.unit))]
+    if f.dimension:
+        rows = rows[rows["dimension"] == f.dimension]
     if rows.empty:
         return _empty(title, t("ui.nothing", ctx.lang))
-    shown = rows[~rows["suppressed"].astype(bool)]
+    if f.instrument is None:  # the questionnaire with the most cells
+        sizes = rows.groupby("instrument").size()
+        rows = rows[rows["instrument"] == sizes.sort_index().idxmax()]
+    rows = rows[rows["wave"] == rows["wave"].max()].copy()
+    wave = rows["wave"].iloc[0]
     lookup = _names(ctx)
-    grid = shown.pivot_table(
-        index="unit", columns="dimension", values="pct_positive", aggfunc="first"
-    )
+    rows["row"] = _teaching_rows(ctx, rows, lookup)
+    hidden = rows["suppressed"].astype(bool)
+    pct = pd.to_numeric(rows["pct_positive"], errors="coerce").where(~hidden)
+    rows["cell"] = [
+        suppressed_text(ctx) if h else number(v, ctx.lang, 0)
+        for h, v in zip(hidden, pct, strict=True)
+    ]
+    rows["hover"] = [
+        suppressed_text(ctx)
+        if h
+        else f"{number(v, ctx.lang)} % ({number(lo, ctx.lang)}–{number(hi, ctx.lang)}), "
+        f"n = {number(n, ctx.lang, 0)}"
+        for h, v, lo, hi, n in zip(
+            hidden,
+            pct,
+            pd.to_numeric(rows["pct_positive_ci_low"], errors="coerce"),
+            pd.to_numeric(rows["pct_positive_ci_high"], errors="coerce"),
+            pd.to_numeric(rows["n"], errors="coerce"),
+            strict=True,
+        )
+    ]
+    order = list(dict.fromkeys(rows["row"]))
+    items = list(dict.fromkeys(rows.sort_values(["dimension", "item"], na_position="last")["item"]))
+    x = [lookup["item"].get(i, i) for i in items]
+    x = [(v if len(v) <= 40 else v[:37] + "…") for v in x]
+    x = [v if x.count(v) == 1 else f"{v} ({i})" for v, i in zip(x, items, strict=True)]
+
+    def grid(values: pd.Series) -> np.ndarray:
+        table = rows.assign(_v=values).pivot(index="row", columns="item", values="_v")
+        return table.reindex(index=order, columns=items).to_numpy()
+
+    text, hover = grid(rows["cell"]), grid(rows["hover"])
     fig = go.Figure(
         go.Heatmap(
-            z=grid.to_numpy(),
-            x=[lookup["dimension"].get(d, d) for d in grid.columns],
-            y=list(grid.index),
+            z=grid(pct).astype(float),
+            x=x,
+            y=order,
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{y}<br>%{x}: %{customdata}<extra></extra>",
             colorscale="Cividis",
             zmin=0,
             zmax=100,
             colorbar={"title": "%"},
+            xgap=1,
+            ygap=1,
         )
     )
-    _layout(fig, f"{t('ui.teaching', ctx.lang)} · {rows['wave'].max()}", ctx)
-    fig.update_layout(height=max(320, 22 * len(grid) + 140))
-    keep = ["instrument", "wave", "unit", "dimension", "n", "pct_positive", "suppressed"]
-    return View(title=title, figure=fig, table=_name_columns(ctx, rows[keep]))
+    if hidden.any():  # hidden cells in grey, reading "n < 5"
+        fig.add_trace(
+            go.Heatmap(
+                z=np.where(grid(hidden.astype(float)) == 1, 1.0, np.nan),
+                x=x,
+                y=order,
+                text=text,
+                texttemplate="%{text}",
+                customdata=hover,
+                hovertemplate="%{y}<br>%{x}: %{customdata}<extra></extra>",
+                colorscale=[[0, NEUTRAL], [1, NEUTRAL]],
+                showscale=False,
+                xgap=1,
+                ygap=1,
+            )
+        )
+    _layout(fig, f"{t('ui.teaching', ctx.lang)} · {wave}", ctx)
+    fig.update_layout(height=max(320, 24 * len(order) + 180))
+    fig.update_yaxes(autorange="reversed")
+    notes = [t("note.interval", ctx.lang)]
+    if hidden.any():
+        notes.append(f"{suppressed_text(ctx)}: {t('ui.hidden_cells', ctx.lang)}")
+    keep = [
+        "instrument",
+        "wave",
+        "teacher",
+        "discipline",
+        "item",
+        "n",
+        "mean",
+        "pct_positive",
+        "pct_positive_ci_low",
+        "pct_positive_ci_high",
+        "indicative_only",
+        "suppressed",
+    ]
+    table = _name_columns(ctx, rows[keep].reset_index(drop=True))
+    none = t("ui.no_discipline", ctx.lang)
+    table["discipline_name"] = table["discipline_name"].where(table["discipline"].notna(), none)
+    return View(title=title, figure=fig, table=table, notes=notes)
+
+
+def _teaching_rows(ctx: Context, rows: pd.DataFrame, lookup: dict) -> pd.Series:
+    """Each row's "teacher · discipline" in the reader's language (the discipline's code
+    added where two of a teacher's disciplines share a name)."""
+    teacher = rows["teacher"].map(lambda c: lookup["unit"].get(c, c))
+    code = rows["discipline"]
+    name = code.map(lambda c: lookup["discipline"].get(c, c) if isinstance(c, str) else None)
+    name = name.where(code.notna(), t("ui.no_discipline", ctx.lang))
+    label = teacher + " · " + name
+    pairs = pd.DataFrame({"label": label, "code": code.fillna("")}).drop_duplicates()
+    twice = set(pairs.loc[pairs["label"].duplicated(keep=False), "label"])
+    return label.where(~label.isin(twice), label + " (" + code.fillna("") + ")")
 
 
 # ----------------------------------------------------------------- response

@@ -186,13 +186,27 @@ def read(
     filters = dict(filters or {})
     if not t.unit_columns and viewer.role is ViewerRole.TEACHER:
         return _empty(t)
-    before = {k: v for k, v in filters.items() if k in t.slice_by or t.rule != "units"}
+    sliced = t.rule in ("units", "parts")
+    before = {k: v for k, v in filters.items() if k in t.slice_by or not sliced}
     after = {k: v for k, v in filters.items() if k not in before}
     where, params = _where(before, t)
     cols = ", ".join(f'"{c}"' for c in t.names)
     order = ", ".join(f'"{c}"' for c in t.key)
     frame = con.execute(f"SELECT {cols} FROM {t.name}{where} ORDER BY {order}", params).fetchdf()
-    frame = gate(frame, t, tree, min_n)
+    parents = None
+    if t.parent is not None and not frame.empty:
+        # the parent rows of these slices, as their own table's gate shows them (it gates
+        # each slice on its own: reading only these slices changes none of them)
+        slices = {c: sorted(set(frame[c])) for c in t.slice_by}
+        parents = read(
+            con,
+            t.parent.table,
+            viewer=OFFICE,
+            tree=tree,
+            min_n=min_n,
+            filters={**slices, **dict(t.parent.where)},
+        )
+    frame = gate(frame, t, tree, min_n, parents=parents)
     for col, value in after.items():
         if value is None:
             continue
@@ -213,8 +227,19 @@ def _empty(t: Table) -> pd.DataFrame:
     )
 
 
-def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
-    """Apply a table's disclosure rule (see :mod:`pipeline.store.tables`)."""
+def gate(
+    frame: pd.DataFrame,
+    t: Table,
+    tree: Tree,
+    min_n: int,
+    *,
+    parents: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Apply a table's disclosure rule (see :mod:`pipeline.store.tables`).
+
+    ``parents``: for a ``parts`` table, the rows of its parent table (``t.parent``) in
+    the same slices, already gated (:func:`read` passes them); required there.
+    """
     if frame.empty:
         return frame.assign(
             suppressed=pd.Series(dtype=bool), suppression_reason=pd.Series(dtype=object)
@@ -223,6 +248,10 @@ def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
         return frame.assign(suppressed=False, suppression_reason=None)
     if t.rule == "comparison":
         return _gate_comparisons(frame, t, min_n)
+    if t.rule == "parts":
+        if parents is None:
+            raise ValueError(f"{t.name} is gated with its parent rows ({t.parent.table})")
+        return _gate_parts(frame, t, min_n, parents)
     labels = [c for c in t.labels if c not in t.slice_by and c != "unit"]
     n_col = t.n_columns[0]
     is_teacher = frame["org_level"] == "teacher"
@@ -245,6 +274,69 @@ def gate(frame: pd.DataFrame, t: Table, tree: Tree, min_n: int) -> pd.DataFrame:
             )
         )
     return pd.concat(parts).loc[frame.index]
+
+
+def _gate_parts(frame: pd.DataFrame, t: Table, min_n: int, parents: pd.DataFrame) -> pd.DataFrame:
+    """The ``parts`` rule: within each slice, the rows of one unit (a teacher's
+    disciplines) form a family under that unit's parent row (the teacher's row of
+    ind_items), which stays shown or hidden as its own table's gate decided. Primary and
+    complementary suppression run on these families; then the rows are masked
+    fail-closed (every column but the keys and labels)."""
+    assert t.parent is not None
+    slices = list(t.slice_by)
+    here, there = t.parent.unit
+    n_col = t.n_columns[0]
+    # a row's id: its key beyond the slice (teacher, discipline); its parent's: the unit
+    cell = frame[[c for c in t.key if c not in slices]].astype(object)
+    cell = cell.where(cell.notna(), "").astype(str)
+    child = "\x01" + cell.iloc[:, 0]
+    for c in cell.columns[1:]:
+        child = child + "\x1f" + cell[c]
+    head = "\x00" + frame[here].astype(str)
+    up = parents[parents[there].isin(set(frame[here]))]
+    up_n = pd.to_numeric(up[TABLES[t.parent.table].n_columns[0]], errors="coerce")
+    heads = pd.DataFrame(
+        {
+            **{c: up[c].to_numpy() for c in slices},
+            "_cell": ("\x00" + up[there].astype(str)).to_numpy(),
+            n_col: up_n.to_numpy(dtype=float),
+            "suppressed": up["suppressed"].astype(bool).to_numpy(),
+        }
+    )
+    kids = pd.DataFrame(
+        {
+            **{c: frame[c].to_numpy() for c in slices},
+            "_cell": child.to_numpy(),
+            n_col: pd.to_numeric(frame[n_col], errors="coerce").to_numpy(dtype=float),
+            "suppressed": False,
+        }
+    )
+    flags = suppress(
+        pd.concat([heads, kids], ignore_index=True),
+        n_col=n_col,
+        min_n=min_n,
+        hierarchy=dict(zip(child, head, strict=True)),
+        unit_col="_cell",
+        by=slices,
+    )
+    hidden = flags["suppressed"].to_numpy(dtype=bool)[len(heads) :]
+    reason = flags["suppression_reason"].to_numpy(dtype=object, na_value=None)[len(heads) :]
+    # A parent the families would hide stays shown in its own table. That happens only
+    # when none of its parts is shown and they do not add up to it (its table and this
+    # one computed from different answers): fail closed all the same, every part hidden.
+    exposed = (
+        ~heads["suppressed"].to_numpy() & flags["suppressed"].to_numpy(dtype=bool)[: len(heads)]
+    )
+    if exposed.any():
+        marks = heads.loc[exposed, [*slices, "_cell"]].assign(_exposed=True)
+        mine = kids[slices].assign(_cell=head.to_numpy())
+        more = mine.merge(marks, on=[*slices, "_cell"], how="left")["_exposed"]
+        more = more.fillna(False).to_numpy(dtype=bool) & ~hidden
+        reason[more] = "complementary"
+        hidden = hidden | more
+    marked = frame.assign(suppressed=hidden, suppression_reason=reason)
+    labels = [c for c in t.labels if c not in slices]
+    return suppress(marked, n_col=n_col, min_n=min_n, by=slices, labels=labels)
 
 
 def _gate_comparisons(frame: pd.DataFrame, t: Table, min_n: int) -> pd.DataFrame:
@@ -327,15 +419,16 @@ def flags(
 
 
 def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]]:
-    """Display names in ``lang`` of units, items, dimensions and questionnaires known to
-    the store: {"unit": {code: name}, "item": {...}, ...} (codes stay their own name when
-    no label is declared)."""
+    """Display names in ``lang`` of units, items, dimensions, questionnaires and
+    disciplines known to the store: {"unit": {code: name}, "item": {...}, ...} (codes stay
+    their own name when no label is declared)."""
     out: dict[str, dict[str, str]] = {
         "unit": {},
         "item": {},
         "dimension": {},
         "reverse": {},
         "instrument": {},
+        "discipline": {},
     }
     have = {
         r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -345,6 +438,13 @@ def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]
             "SELECT code, name_ky, name_ru, name_en FROM dim_units"
         ).fetchall():
             out["unit"][code] = _pick(
+                dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
+            )
+    if "dim_disciplines" in have:
+        for code, *labels in con.execute(
+            "SELECT code, name_ky, name_ru, name_en FROM dim_disciplines"
+        ).fetchall():
+            out["discipline"][code] = _pick(
                 dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
             )
     if "dim_items" in have:

@@ -208,6 +208,16 @@ def test_read_never_shows_a_foreign_unit_or_a_small_or_derivable_cell(
             min_n=min_n,
             filters={k: v for k, v in filters.items() if k in t.slice_by},
         )
+        parents = None
+        if t.parent is not None:
+            parents = read(
+                con,
+                t.parent.table,
+                viewer=Viewer(ViewerRole.QUALITY_OFFICE),
+                tree=TREE,
+                min_n=min_n,
+                filters={k: v for k, v in filters.items() if k in t.slice_by},
+            )
     finally:
         con.close()
     allowed = _allowed(viewer)
@@ -224,6 +234,8 @@ def test_read_never_shows_a_foreign_unit_or_a_small_or_derivable_cell(
     assert hidden[stats_cols].isna().all().all(), table
     if t.rule == "units" and not full.empty:
         _no_derivable_cell(full, t, min_n)
+    if t.rule == "parts" and not full.empty:
+        _no_derivable_part(full, parents, t, min_n)
 
 
 def _no_derivable_cell(gated: pd.DataFrame, t, min_n: int) -> None:
@@ -241,6 +253,30 @@ def _no_derivable_cell(gated: pd.DataFrame, t, min_n: int) -> None:
                 continue
             hidden = kids[kids["suppressed"]]
             assert len(hidden) != 1, (t.name, parent)
+
+
+def _no_derivable_part(gated: pd.DataFrame, parents: pd.DataFrame, t, min_n: int) -> None:
+    """Within each slice, the parts of a shown parent row (a teacher's disciplines under
+    their row of ind_items) are never exactly one hidden, and the hidden ones hold 0 or at
+    least min_n together; the parts of a hidden parent are all hidden."""
+    here, there = t.parent.unit
+    slices = list(t.slice_by)
+    n_col = t.n_columns[0]
+    shown = parents[~parents["suppressed"].astype(bool)]
+    total = {
+        (*k[:-1], k[-1]): n
+        for k, n in zip(
+            zip(*[shown[c] for c in [*slices, there]], strict=True), shown[n_col], strict=True
+        )
+    }
+    for keys, rows in gated.groupby([*slices, here], observed=True):
+        hidden = rows["suppressed"].astype(bool)
+        if keys not in total:
+            assert hidden.all(), (t.name, keys)
+            continue
+        assert hidden.sum() != 1, (t.name, keys)
+        rest = float(total[keys]) - rows.loc[~hidden, n_col].sum()
+        assert rest == 0 or rest >= min_n, (t.name, keys, rest)
 
 
 def test_readers_never_see_half_a_publish(built, tmp_path):

@@ -1328,6 +1328,18 @@ SCREEN = {
         "pct_positive_ci_low",
         "pct_positive_ci_high",
     ],
+    "teaching": [
+        "wave",
+        "teacher",
+        "discipline_name",
+        "item_name",
+        "n",
+        "mean",
+        "pct_positive",
+        "pct_positive_ci_low",
+        "pct_positive_ci_high",
+        "indicative_only",
+    ],
     "outcomes": ["wave", "unit", "measure", "n", "value", "ci_low", "ci_high"],
     "response": ["wave", "unit", "respondents", "headcount", "response_rate", "indicative_only"],
     "reliability": ["wave", "scale", "k", "n", "alpha", "low_alpha"],
@@ -1418,6 +1430,8 @@ _SAY = {
     "item_name": "col.item_name",
     "dimension_name": "col.dimension_name",
     "instrument_name": "col.instrument_name",
+    "teacher": "col.teacher",
+    "discipline_name": "col.discipline_name",
     "n": "col.n",
     "mean": "col.mean",
     "pct_positive": "col.pct_positive",
@@ -1559,7 +1573,7 @@ def _fresh(db: Path | None, options: dict, full: bool):
         done = recompute(store, ws.registry, ws.catalog, stats, full=full, progress=update)
         if len(done):
             # names and wording as declared now (a release may keep more of them)
-            store.write_declarations(ws.catalog, ws.registry.units)
+            store.write_declarations(ws.catalog, ws.registry.units, ws.registry.disciplines)
             store.audit("recompute", f"{len(done)} questionnaire × wave", stats.signature())
             err.print(f"Recomputed {len(done)} questionnaire × wave combinations.")
         store.publish(snaps, stats.signature())
@@ -1571,8 +1585,8 @@ def indicators(
     table: Annotated[
         str,
         typer.Option(
-            help="Which table: items, dimensions, outcomes, response, reliability, "
-            "item_total, drivers, weighted, changes, benchmark, kruskal, dunn, "
+            help="Which table: items, dimensions, teaching, outcomes, response, "
+            "reliability, item_total, drivers, weighted, changes, benchmark, kruskal, dunn, "
             "trends, unavailable."
         ),
     ] = "items",

@@ -136,34 +136,13 @@ def item_table(
     ``insts``: the questionnaire version of each wave, or the versions its files were
     loaded with (first = the one describing the wave).
     """
-    insts = {w: v if isinstance(v, list) else [v] for w, v in insts.items()}
+    insts = _as_lists(insts)
     if counts.empty:
         return pd.DataFrame()
-    parts = []
     population = _fpc_population(resp_table, stats)
-    by = ["wave", "org_level", "unit", "item"]
-    every = {f"{w}/{i.version}": i for w, vs in insts.items() for i in vs}
-    for (low, high, pos, neg), items in _scale_groups(item_scales(every)).items():
-        sub = counts[counts["item"].isin(items)]
-        if sub.empty:
-            continue
-        out = describe_counts(
-            sub,
-            by=by,
-            points=high - low + 1,
-            positive_from=pos,
-            negative_to=neg,
-            low=low,
-            confidence=stats.confidence,
-            method=stats.ci_method,
-            population=population,
-        )
-        out["scale_low"], out["scale_high"] = low, high
-        out["positive_from"], out["negative_to"] = pos, neg
-        parts.append(out)
-    if not parts:
-        return pd.DataFrame()
-    out = pd.concat(parts, ignore_index=True)
+    out = _describe_items(insts, counts, ["wave", "org_level", "unit", "item"], stats, population)
+    if out.empty:
+        return out
     out["fpc"] = out["headcount"].notna() if "headcount" in out else False
     if "headcount" in out:
         out = out.drop(columns=["headcount"])
@@ -196,6 +175,50 @@ def item_table(
         .str.strip(";"),
     )
     out["reliability_reason"] = reason.where(reason.notna() & (reason != ""), None)
+    return _with_item_meta(out, insts)
+
+
+def _as_lists(
+    insts: Mapping[str, Instrument | list[Instrument]],
+) -> dict[str, list[Instrument]]:
+    return {w: v if isinstance(v, list) else [v] for w, v in insts.items()}
+
+
+def _describe_items(
+    insts: Mapping[str, list[Instrument]],
+    counts: pd.DataFrame,
+    by: list[str],
+    stats: Statistics,
+    population: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """:func:`~pipeline.methods.estimators.describe_counts` of each item on its own scale,
+    per ``by`` group, with the scale's columns (empty when no item has counts)."""
+    parts = []
+    every = {f"{w}/{i.version}": i for w, vs in insts.items() for i in vs}
+    for (low, high, pos, neg), items in _scale_groups(item_scales(every)).items():
+        sub = counts[counts["item"].isin(items)]
+        if sub.empty:
+            continue
+        out = describe_counts(
+            sub,
+            by=by,
+            points=high - low + 1,
+            positive_from=pos,
+            negative_to=neg,
+            low=low,
+            confidence=stats.confidence,
+            method=stats.ci_method,
+            population=population,
+        )
+        out["scale_low"], out["scale_high"] = low, high
+        out["positive_from"], out["negative_to"] = pos, neg
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _with_item_meta(out: pd.DataFrame, insts: Mapping[str, list[Instrument]]) -> pd.DataFrame:
+    """``out`` with each item's version, dimension and reverse flag, and the
+    questionnaire's id."""
     meta = pd.DataFrame(
         [
             (w, inst.version, f.code, f.dimension, f.reverse)
@@ -208,6 +231,44 @@ def item_table(
     out = out.merge(meta, on=["wave", "item"], how="left")
     out["instrument"] = next(iter(insts.values()))[0].id
     return out
+
+
+#: columns of describe_counts that ind_teaching leaves out (its distribution)
+_NOT_IN_TEACHING = ("median_interpolated",)
+
+
+def teaching_table(
+    insts: Mapping[str, Instrument | list[Instrument]],
+    counts: pd.DataFrame,
+    stats: Statistics,
+) -> pd.DataFrame:
+    """``ind_teaching``: per wave × teacher × discipline × item, n, mean and % positive
+    with its interval, by the methods of :func:`item_table` (no finite population
+    correction: a teacher has no headcount, as in ind_items).
+
+    ``counts``: valid answers per wave × ``teacher`` × ``discipline`` × item × answer, every
+    answer that names a teacher (a missing discipline is a cell of its own, so that a
+    teacher's cells add up to their row of ind_items).
+    """
+    insts = _as_lists(insts)
+    if counts.empty:
+        return pd.DataFrame()
+    out = _describe_items(insts, counts, ["wave", "teacher", "discipline", "item"], stats)
+    if out.empty:
+        return out
+    pct_codes = [c for c in out.columns if c.startswith("pct_") and c[4:].isdigit()]
+    out = out.drop(columns=[*pct_codes, *_NOT_IN_TEACHING])
+    flags = reliability_flag(
+        out["n"].to_numpy(),
+        np.full(len(out), np.nan),
+        min_n=stats.min_n_reliable,
+        min_rate=stats.min_rate_reliable,
+    )
+    out["indicative_only"] = np.asarray(flags["indicative_only"])
+    reason = pd.Series(np.asarray(flags["reliability_reason"], dtype=object), index=out.index)
+    out["reliability_reason"] = reason.where(reason.notna() & (reason != ""), None)
+    out["discipline"] = out["discipline"].astype(object).where(out["discipline"].notna(), None)
+    return _with_item_meta(out, insts)
 
 
 # ------------------------------------------------------------- respondents

@@ -122,6 +122,12 @@ def _instrument(
     store.replace_rows(
         "ind_items", ic.item_table({w: known[w] for w in waves}, counts, resp_table, stats), keys
     )
+    # per teacher × discipline, from the same answer counts as ind_items' teacher rows
+    teaching = None
+    if teacher and any_inst.has_context(ContextRole.DISCIPLINE):
+        parts = _known_items(store.teaching_counts(instrument, waves), known)
+        teaching = ic.teaching_table({w: known[w] for w in waves}, parts, stats)
+    store.replace_rows("ind_teaching", teaching, keys)
     per_resp: dict[str, list[pd.DataFrame]] = {t: [] for t in PER_RESPONDENT if t != "ind_response"}
     per_resp["ind_item_total"] = []
     unavailable = []

@@ -480,7 +480,7 @@ def _load(
     with _discarded_on_failure(store, raw_path) as guard, store.loading(), store.transaction():
         load_id = result.load_id = store.next_load_id()
         table = store.ensure_fact_table(inst)
-        store.write_declarations(catalog, registry.units)
+        store.write_declarations(catalog, registry.units, registry.disciplines)
         replaced = []
         if replace:
             for old_id, name in store.loads_to_replace(inst.id, wave, export.dialect):

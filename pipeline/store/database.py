@@ -10,7 +10,8 @@ Tables (prefix = layer):
 ``fct_comments``       free-text answers (quality office only)
 ``qa_quarantine``      rejected rows with their reasons and raw values (no e-mails/names)
 ``qa_flags``           data-quality flags; nothing is deleted for a flag
-``dim_units``, ``dim_items``, ``dim_choices``   the declarations at load time
+``dim_units``, ``dim_items``, ``dim_choices``, ``dim_disciplines``   the declarations
+                       at load time
 ``qa_nonconformities``, ``qa_actions``, ``qa_findings``   the quality office's records
                        (:mod:`pipeline.quality`): not derived from the raw files, so a
                        rebuild carries them over as they are
@@ -866,8 +867,11 @@ class Store:
             [new_load_id, old_load_id],
         )
 
-    def write_declarations(self, catalog: Catalog, units: pd.DataFrame) -> None:
-        """dim_units, dim_items, dim_choices as declared now (small; rewritten each load)."""
+    def write_declarations(
+        self, catalog: Catalog, units: pd.DataFrame, disciplines: pd.DataFrame | None = None
+    ) -> None:
+        """dim_units, dim_items, dim_choices and dim_disciplines (code and names of each
+        discipline) as declared now (small; rewritten each load)."""
         items, choices = [], []
         for inst in catalog.all():
             for f in inst.by_role(Role.ITEM, Role.OUTCOME, Role.CONTEXT):
@@ -921,6 +925,17 @@ class Store:
             self.con.register("_dim", frame)
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dim")
             self.con.unregister("_dim")
+        named = ["discipline_code", "name_ky", "name_ru", "name_en"]
+        if disciplines is None:
+            disciplines = pd.DataFrame(columns=named)
+        _disciplines = (  # noqa: F841 (a replacement scan)
+            disciplines[named].astype(str).drop_duplicates("discipline_code")
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TABLE dim_disciplines (code VARCHAR, name_ky VARCHAR, "
+            "name_ru VARCHAR, name_en VARCHAR)"
+        )
+        self.con.execute("INSERT INTO dim_disciplines SELECT * FROM _disciplines ORDER BY ALL")
 
     # ------------------------------------------------------------- audit log
     def audit(self, action: str, obj: str | None = None, outcome: str | None = None) -> None:
@@ -1412,6 +1427,23 @@ class Store:
             .to_pandas()
         )
         return frame
+
+    def teaching_counts(self, instrument: str, waves: list[str]) -> pd.DataFrame:
+        """Valid answers (code >= 0) per wave × teacher × discipline × item × answer, of
+        every answer naming a teacher (discipline missing where it names none): the
+        answers of the teacher rows of :meth:`answer_counts`, split by discipline."""
+        return (
+            self.con.sql(
+                """SELECT wave, teacher, discipline, item, answer, sum(n)::BIGINT AS count
+                   FROM fct_answer_counts
+                   WHERE instrument = $instrument AND answer >= 0 AND teacher IS NOT NULL
+                     AND wave IN (SELECT unnest($waves))
+                   GROUP BY ALL""",
+                params={"instrument": instrument, "waves": waves},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
 
     def respondent_counts(
         self,

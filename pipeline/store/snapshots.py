@@ -30,7 +30,7 @@ POINTER = "CURRENT"
 #: Snapshots kept besides the current one (readers that opened one keep reading it).
 KEEP = 3
 #: Tables copied beside the indicator tables.
-DECLARATIONS = ("dim_units", "dim_items", "dim_choices")
+DECLARATIONS = ("dim_units", "dim_items", "dim_choices", "dim_disciplines")
 #: The quality office's records, copied as they are (no respondent data in them):
 #: nonconformities, corrective and preventive actions, internal audit findings.
 RECORDS = RECORD_TABLES

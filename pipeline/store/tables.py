@@ -11,6 +11,14 @@ Disclosure rules
     no statistic, and complementary suppression runs along the org tree within each
     slice (``slice_by``), so that no hidden cell can be derived from its parent and
     visible siblings.
+``parts``
+    Rows that split a row another table publishes (:class:`Parent`): a teacher's results
+    per discipline, whose answers add up to the teacher's row of ``ind_items``. A row
+    whose ``n_column`` is below ``min_n`` shows no statistic, and complementary
+    suppression runs within each slice with the parent row, as its own table's gate shows
+    it, at the head of each family: no hidden part is the parent minus its visible
+    siblings. The parts must add up to the parent exactly (a part for the answers that
+    name no discipline included), so that the gate never needs to hide the parent.
 ``comparison``
     A row resting on any group smaller than ``min_n`` (every column in ``n_columns``)
     shows no statistic.
@@ -41,12 +49,25 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """The published row that a ``parts`` table's rows split: the rows of ``table`` that
+    match ``where``, in the same slice, whose ``unit[1]`` column names the unit in this
+    table's ``unit[0]`` column (e.g. ind_items' teacher row of a teacher)."""
+
+    table: str
+    #: (column, value) pairs selecting the parent rows of ``table``
+    where: tuple[tuple[str, str], ...]
+    #: (column of this table, column of the parent table) naming the same unit
+    unit: tuple[str, str]
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     meaning: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
-    rule: str  # units | comparison | none
+    rule: str  # units | parts | comparison | none
     n_columns: tuple[str, ...] = ()
     slice_by: tuple[str, ...] = ()
     #: the column naming the unit a row is about (None: a whole-university table);
@@ -55,6 +76,8 @@ class Table:
     #: rows a recompute of some (instrument, wave) pairs replaces
     replaced_by: tuple[str, ...] = ("instrument", "wave")
     cli_name: str = ""
+    #: ``parts`` tables: the row of another table the rows of one unit add up to
+    parent: Parent | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -129,6 +152,14 @@ TABLES: dict[str, Table] = {}
 
 
 def _declare(t: Table) -> None:
+    if (t.rule == "parts") != (t.parent is not None):
+        raise ValueError(f"{t.name}: a parts table, and only one, declares its parent")
+    if t.parent is not None:
+        up = TABLES[t.parent.table]  # declared before its parts
+        if up.rule != "units" or tuple(t.slice_by) != tuple(up.slice_by):
+            raise ValueError(f"{t.name}: its parent must be a units table sliced alike")
+        if t.unit_columns != (t.parent.unit[0],) or len(t.n_columns) != 1:
+            raise ValueError(f"{t.name}: one unit column (the parent's unit), one n column")
     TABLES[t.name] = t
 
 
@@ -217,6 +248,58 @@ _declare(
         n_columns=("n",),
         slice_by=("instrument", "wave", "dimension"),
         cli_name="dimensions",
+    )
+)
+
+_declare(
+    Table(
+        "ind_teaching",
+        "Teaching evaluation per teacher, discipline and item: mean, % positive "
+        "(questionnaires with a teacher and a discipline field).",
+        (
+            _INSTRUMENT,
+            L("version", "VARCHAR", "questionnaire version used in the wave"),
+            _WAVE,
+            K("teacher", "VARCHAR", "teacher code (teachers.csv): the unit of the row"),
+            K(
+                "discipline",
+                "VARCHAR",
+                "discipline code (disciplines.csv); missing (NULL) for the answers that name "
+                "no discipline",
+            ),
+            _ITEM,
+            L("dimension", "VARCHAR", "dimension of the item"),
+            L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
+            L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
+            L("scale_high", "TINYINT", "highest answer code"),
+            L("positive_from", "TINYINT", "smallest code counted as positive"),
+            L("negative_to", "TINYINT", "largest code counted as negative"),
+            S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
+            S("mean", "DOUBLE", "mean answer code"),
+            S("sd", "DOUBLE", "standard deviation (n - 1)"),
+            S("se_mean", "DOUBLE", "standard error of the mean"),
+            S("mean_ci_low", "DOUBLE", "t interval of the mean"),
+            S("mean_ci_high", "DOUBLE", ""),
+            S("x_positive", "BIGINT", "answers >= positive_from"),
+            S("x_negative", "BIGINT", "answers <= negative_to"),
+            S("pct_positive", "DOUBLE", "% positive"),
+            S("pct_negative", "DOUBLE", "% negative"),
+            S("pct_positive_se", "DOUBLE", "standard error of % positive"),
+            S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
+            S("pct_positive_ci_high", "DOUBLE", ""),
+            # a function of n alone here: hidden with the row
+            S("indicative_only", "BOOLEAN", "true when n is below the reliability threshold"),
+            S("reliability_reason", "VARCHAR", "why indicative: low_n"),
+            _CI_METHOD,
+            _CONFIDENCE,
+        ),
+        key=("instrument", "wave", "teacher", "discipline", "item"),
+        rule="parts",
+        n_columns=("n",),
+        slice_by=("instrument", "wave", "item"),
+        unit_columns=("teacher",),
+        cli_name="teaching",
+        parent=Parent("ind_items", (("org_level", "teacher"),), ("teacher", "unit")),
     )
 )
 
@@ -573,6 +656,9 @@ def markdown() -> str:
     rules = {
         "units": "rows on fewer than `min_n` respondents (column {n}) show no statistic; "
         "complementary suppression along the org tree within each {slices}",
+        "parts": "rows on fewer than `min_n` respondents (column {n}) show no statistic; "
+        "complementary suppression within each {slices}, with {parent} as the parent of the "
+        "rows of one {unit} (the rows of a {unit} add up to it)",
         "comparison": "a row resting on a group smaller than `min_n` (columns {n}) shows no "
         "statistic",
         "none": "no respondent-level numbers: shown as they are",
@@ -592,6 +678,11 @@ def markdown() -> str:
     for t in TABLES.values():
         n = ", ".join(f"`{c}`" for c in t.n_columns)
         slices = "slice of " + ", ".join(f"`{c}`" for c in t.slice_by) if t.slice_by else ""
+        parent = unit = ""
+        if t.parent is not None:
+            where = " and ".join(f"`{c}` = {v}" for c, v in t.parent.where)
+            unit = f"`{t.unit_columns[0]}`"
+            parent = f"the `{t.parent.table}` row ({where}, `{t.parent.unit[1]}` = {unit})"
         lines += [
             f"## `{t.name}`"
             + (f" (`sapat indicators --table {t.cli_name}`)" if t.cli_name else ""),
@@ -599,7 +690,7 @@ def markdown() -> str:
             t.meaning,
             "",
             f"- key: {', '.join(f'`{k}`' for k in t.key)}",
-            f"- disclosure: {rules[t.rule].format(n=n, slices=slices)}",
+            f"- disclosure: {rules[t.rule].format(n=n, slices=slices, parent=parent, unit=unit)}",
             f"- unit columns (a reader sees only rows of units in their scope): "
             f"{', '.join(f'`{c}`' for c in t.unit_columns) or 'none (whole-university figures)'}",
             "",

@@ -17,6 +17,7 @@ _NAMED = {
     "unit": "unit_name",
     "item": "item_name",
     "dimension": "dimension_name",
+    "discipline": "discipline_name",
 }
 
 
@@ -49,8 +50,9 @@ def in_context(
     item rows also carry ``vs_rest`` (``higher``/``lower`` in ``lang`` when the unit
     differs from the rest of the university after correction, else empty) and
     ``vs_rest_p_adjusted``."""
-    if unit is not None and "unit" in frame:
-        frame = frame[frame["unit"].isin(tree.within(unit))]
+    one = table.unit_columns[0] if len(table.unit_columns) == 1 else None
+    if unit is not None and one in frame:
+        frame = frame[frame[one].isin(tree.within(unit))]
     subject = next((c for c in ("item", "dimension") if c in table.names), None)
     units_below = "org_level" in frame and (frame["org_level"] != "university").any()
     if subject and units_below and {"mean", "pct_positive"} <= set(frame.columns):
