@@ -283,3 +283,74 @@ def test_the_dashboards_audit_log_verifies_and_shows_tampering(site, app):
         assert bad.exit_code == 1 and "dashboard log: entry" in bad.output
     finally:
         path.write_text(text, "utf-8")
+
+
+def test_kept_answers_never_cross_people_sessions_or_snapshots(site, app):
+    """The page answers kept per snapshot (dashboards.responses): the same request by
+    another person is answered for that person; a disabled account is refused before any
+    kept answer; a new snapshot makes every answer new; downloads are never kept."""
+    from pipeline.ingest.pseudonym import load_key
+    from pipeline.store import Store
+    from pipeline.store.snapshots import current
+    from pipeline.users import add_user, disable_user, enable_user
+
+    kept = app.sapat_responses
+    s = site.ws.settings
+    other = next(
+        u
+        for u, parent in site.tree.parents.items()
+        if parent == site.tree.university and u != "F-NHP"
+    )
+    add_user(s, "dean-other", site.people["dean"][0], [other], PASSWORD)
+    site.people["dean-other"] = (site.people["dean"][0], [other])
+    query = "?lang=en&item=se_overall&level=programme"
+    office, dean, dean2 = (_client(app, n) for n in ("office", "dean", "dean-other"))
+    first = office.page("/compare", query)
+    hits = kept.hits
+    again = office.page("/compare", query)
+    assert again.data == first.data and kept.hits == hits + 1  # kept, the same bytes
+    for name, c in (("dean", dean), ("dean-other", dean2)):
+        for _ in range(2):  # asked, then answered from what was kept
+            r = c.page("/compare", query)
+            assert r.status_code == 200 and r.data != first.data
+            assert not _leaks(site, name, r.get_data(as_text=True)), name
+    assert dean.page("/compare", query).data != dean2.page("/compare", query).data
+    # a disabled account gets nothing, kept or not
+    disable_user(s, "dean")
+    try:
+        assert dean.page("/compare", query).status_code == 401
+    finally:
+        enable_user(s, "dean")
+    # another worker process (another app) finds what this one computed
+    other_worker = create_app(site.root)
+    c2 = _client(other_worker, "office")
+    assert c2.page("/compare", query).data == first.data
+    assert (other_worker.sapat_responses.hits, other_worker.sapat_responses.misses) == (1, 0)
+    # a new snapshot: the same request is answered afresh; folders of snapshots no longer
+    # published are removed
+    folder = s.data_dir / "cache" / "dashboard"
+    (folder / "snapshot-gone").mkdir()
+    misses = kept.misses
+    with Store(s.db_path, raw_dir=s.raw_dir, audit_key=load_key()) as store:
+        store.publish(s.snapshots_dir, s.stats.signature())
+    assert office.page("/compare", query).status_code == 200
+    assert kept.misses == misses + 1
+    assert not (folder / "snapshot-gone").exists()
+    assert (folder / current(s.snapshots_dir).name).is_dir()
+    # downloads are never kept: each is written to the audit log
+    log = s.data_dir / "audit" / "dashboard.jsonl"
+    before = log.read_text("utf-8").count('"action": "download"')
+    hits = kept.hits
+    for _ in range(2):
+        r = office.call(
+            "download.data",
+            {
+                "dl-csv.n_clicks": 1,
+                "_pages_location.search": query,
+                "_pages_location.pathname": "/compare",
+            },
+            trigger="dl-csv.n_clicks",
+        )
+        assert r.status_code == 200
+    assert log.read_text("utf-8").count('"action": "download"') == before + 2
+    assert kept.hits == hits
