@@ -5,7 +5,7 @@ raw answers, measured in the same run.
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_dashboard.py [--rows 5000000] [--waves 10]
-        [--requests 100] [--requests-many 25] [--out benchmarks/results/dashboard.json]
+        [--requests 250] [--requests-many 25] [--out benchmarks/results/dashboard.json]
 
 The workspace (the BatSU example with ``--rows`` synthetic student_experience responses
 over ``--waves`` academic years, ingested, indicators computed and published, one dean
@@ -1232,7 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="plain_cp1251", choices=("plain_cp1251", "limesurvey"))
     ap.add_argument("--workers", type=int, default=4, help="sapat serve --workers")
     ap.add_argument("--users", type=int, default=4, help="concurrent users of the main phase")
-    ap.add_argument("--requests", type=int, default=100, help="requests per user (main phase)")
+    ap.add_argument("--requests", type=int, default=250, help="requests per user (main phase)")
     ap.add_argument("--many-users", type=int, default=20, help="concurrent users, second phase")
     ap.add_argument(
         "--requests-many", type=int, default=25, help="requests per user (second phase)"
