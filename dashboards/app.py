@@ -426,10 +426,10 @@ def _callbacks(
             item=item,
             dimension=dimension,
         )
-        new = state.search(f, lang or lang_default())
-        if new == (current or "?") or new == current:
-            raise PreventUpdate
-        return new
+        lang = lang or lang_default()
+        if state.parse(current, lang_default()) == (f, lang):
+            raise PreventUpdate  # the same view (perhaps in another order): no second render
+        return state.search(f, lang)
 
     @app.callback(
         [Output(f"f-{k}", "options") for k in filter_ids]
@@ -484,7 +484,7 @@ def _page_allowed(page: str, ctx: Context) -> bool:
     if page in ("data", "comments"):
         return ctx.viewer.everything
     if page == "teaching":
-        return ctx.viewer.role not in (ViewerRole.DEAN, ViewerRole.PROGRAMME_LEADER)
+        return ctx.viewer.role is not ViewerRole.PROGRAMME_LEADER
     return True
 
 

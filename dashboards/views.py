@@ -571,12 +571,13 @@ def stakeholders(ctx: Context, f: Filters) -> View:
 # ----------------------------------------------------------------- teaching
 def teaching(ctx: Context, f: Filters) -> View:
     """Teaching evaluation per teacher × discipline (``ind_teaching``), for the roles that
-    may see teachers (the quality office, the rector, and each teacher their own): each
+    may see teachers (the quality office and the rector all, a dean the teachers of their
+    faculty's departments, each teacher their own; the door decides which): each
     item's % positive as a heatmap whose rows are "teacher · discipline" (a hidden cell
     reads "n < 5", never a number), on the chosen wave (else the latest); the table
     gives n, % positive and its interval."""
     title = t("ui.teaching", ctx.lang)
-    if ctx.viewer.role in (ViewerRole.DEAN, ViewerRole.PROGRAMME_LEADER):
+    if ctx.viewer.role is ViewerRole.PROGRAMME_LEADER:
         return _empty(title, t("ui.not_for_role", ctx.lang))
     rows = ctx.read("ind_teaching", instrument=f.instrument, wave=f.wave, item=f.item)
     if f.unit is not None:

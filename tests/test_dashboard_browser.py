@@ -96,6 +96,21 @@ def _rendered(driver, page):
     time.sleep(0.5)
 
 
+def _click(driver, css):
+    """Click ``css`` once it is there, again if the page was drawn anew meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(d):
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    _wait(driver, attempt)
+
+
 def _shot(driver, name):
     folder = ARTIFACTS / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +145,7 @@ def test_a_dean_sees_only_their_faculty_on_every_page(server, browser):
     # the unit filter offers the dean's own units only
     browser.get(f"{base}/compare?lang=en")
     _rendered(browser, "compare")
-    browser.find_element(By.CSS_SELECTOR, "#f-unit").click()
+    _click(browser, "#f-unit")
     time.sleep(0.5)
     offered = browser.find_element(By.TAG_NAME, "body").text
     _shot(browser, "dean-unit-filter")
@@ -146,7 +161,7 @@ def test_the_language_switch_shows_kyrgyz(server, browser):
     browser.get(f"{base}/trends?lang=en")
     _rendered(browser, "trends")
     assert "Trends" in browser.find_element(By.TAG_NAME, "nav").text
-    browser.find_element(By.CSS_SELECTOR, "#f-lang").click()
+    _click(browser, "#f-lang")
     _wait(browser, lambda d: d.find_elements(By.XPATH, "//*[@role='option' and .='ky']"))
     browser.find_element(By.XPATH, "//*[@role='option' and .='ky']").click()
     _wait(browser, lambda d: "Динамика" in d.find_element(By.TAG_NAME, "nav").text)
@@ -164,7 +179,7 @@ def test_a_small_cell_shows_n_below_the_threshold(server, browser):
     _login(browser, base, "office")
     browser.get(f"{base}/compare?lang=en&level=programme&item=se_overall")
     _rendered(browser, "compare")
-    browser.find_element(By.CSS_SELECTOR, "#table-details summary").click()
+    _click(browser, "#table-details summary")
     _wait(browser, lambda d: "n < 5" in d.find_element(By.ID, "table").text)
     _shot(browser, "office-compare-programmes")
 
