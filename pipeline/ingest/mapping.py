@@ -12,6 +12,7 @@ and names are never stored.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -51,9 +52,15 @@ def normalise(text: object) -> str:
     """Case-, spacing- and punctuation-insensitive key; folds Kyrgyz letters and ё.
 
     Latin look-alike letters inside a Cyrillic word are read as Cyrillic (a typist's
-    ``Maкул`` matches ``Макул``).
+    ``Maкул`` matches ``Макул``). Keys of texts seen before are remembered (the same
+    registry names and answer labels come back with every file).
     """
-    s = unicodedata.normalize("NFKC", str(text)).casefold().translate(_FOLD)
+    return _normalise(text if isinstance(text, str) else str(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalise(text: str) -> str:
+    s = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
     words = []
     for w in _NON_WORD.sub(" ", s).split():
         if _CYRILLIC.search(w):
@@ -377,9 +384,9 @@ def unit_table(names: dict[str, dict[str, str]]) -> dict[str, str]:
                 clash.add(key)
             else:
                 table[key] = code
-    for key in clash:
-        if key not in {normalise(c) for c in names}:
-            table.pop(key, None)
+    codes = {normalise(c) for c in names}
+    for key in clash - codes:
+        table.pop(key, None)
     return table
 
 
