@@ -20,6 +20,18 @@ Whole-university tables (alpha, key drivers, post-stratified estimates, Kruskal-
 are shown to every role but teachers. Gating runs on the whole slice before rows are
 scoped, so a viewer sees exactly the cells everyone sees, never a complement.
 
+Tables gated with another
+-------------------------
+A ``parts`` table (a teacher's disciplines) is gated with its parent rows, and a
+``comparison`` table that declares the cells it rests on (``rests_on``: a unit's item in
+two waves, a unit against the university, two units, a trend) with those cells: :func:`read`
+reads them from their own table, for the same slices, through that table's own gate, so
+the rows it hides are exactly the ones every reader of that table finds hidden. A
+comparison row resting on a hidden cell (``rests_on_hidden_cell``), or on a cell that
+table does not hold or holds with another ``n`` (``rests_on_missing_cell``), is hidden
+like a small one: the complementary suppression of ``ind_items`` is not undone by a
+change, a benchmark or a trend that would publish the cell it hid.
+
 This module imports no statistics library: reading stays fast.
 """
 
@@ -177,6 +189,8 @@ def read(
 
     ``filters``: column → value (or list of values). Filters on the table's slice
     columns are applied before the gate (a slice is gated on its own); the others after.
+    A ``parts`` table is gated with its parent rows, a ``comparison`` table with the
+    cells it rests on, each read here from its own table through that table's gate.
 
     Returns the declared columns plus ``suppressed`` and ``suppression_reason``.
     """
@@ -193,7 +207,7 @@ def read(
     cols = ", ".join(f'"{c}"' for c in t.names)
     order = ", ".join(f'"{c}"' for c in t.key)
     frame = con.execute(f"SELECT {cols} FROM {t.name}{where} ORDER BY {order}", params).fetchdf()
-    parents = None
+    parents = cells = None
     if t.parent is not None and not frame.empty:
         # the parent rows of these slices, as their own table's gate shows them (it gates
         # each slice on its own: reading only these slices changes none of them)
@@ -206,7 +220,9 @@ def read(
             min_n=min_n,
             filters={**slices, **dict(t.parent.where)},
         )
-    frame = gate(frame, t, tree, min_n, parents=parents)
+    if t.rests_on and not frame.empty:
+        cells = _cells(con, t, frame, tree, min_n)
+    frame = gate(frame, t, tree, min_n, parents=parents, cells=cells)
     for col, value in after.items():
         if value is None:
             continue
@@ -219,6 +235,41 @@ def read(
         for col in t.unit_columns:
             frame = frame[frame[col].isin(scope)]
     return frame.reset_index(drop=True)
+
+
+def _cells(
+    con: duckdb.DuckDBPyConnection, t: Table, frame: pd.DataFrame, tree: Tree, min_n: int
+) -> dict[str, pd.DataFrame]:
+    """The cells the rows of ``frame`` rest on (``t.rests_on``): per units table, its rows
+    in the slices these rows name, as its own gate shows them to every reader (it gates
+    each slice on its own, in the order :func:`read` reads it: reading only these slices,
+    and of each row only the keys and ``n`` it decides on, changes none of its flags)."""
+    out = {}
+    for name, slices in _cell_slices(frame, t).items():
+        up = TABLES[name]
+        where, params = _where(slices, up)
+        cols = ", ".join(f'"{c}"' for c in dict.fromkeys([*up.key, *up.n_columns]))
+        order = ", ".join(f'"{c}"' for c in up.key)
+        rows = con.execute(f"SELECT {cols} FROM {up.name}{where} ORDER BY {order}", params)
+        out[name] = gate(rows.fetchdf(), up, tree, min_n)
+    return out
+
+
+def _cell_slices(frame: pd.DataFrame, t: Table) -> dict[str, dict[str, list | None]]:
+    """Per units table that ``t`` rests on, the values of its slice columns the rows of
+    ``frame`` name (a column some cell leaves open, e.g. the waves up to a trend's, is
+    read whole)."""
+    out: dict[str, dict[str, list | None]] = {}
+    for cell in t.rests_on:
+        slices = out.setdefault(cell.table, {})
+        named = {c: set(frame[mine].dropna().unique()) for c, mine in cell.on}
+        named.update({c: {v} for c, v in cell.where})
+        for c in TABLES[cell.table].slice_by:
+            if c not in named or slices.get(c, ()) is None:
+                slices[c] = None  # read whole (None is no filter)
+            else:
+                slices[c] = sorted(set(slices.get(c, ())) | named[c])
+    return out
 
 
 def _empty(t: Table) -> pd.DataFrame:
@@ -234,11 +285,15 @@ def gate(
     min_n: int,
     *,
     parents: pd.DataFrame | None = None,
+    cells: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Apply a table's disclosure rule (see :mod:`pipeline.store.tables`).
 
     ``parents``: for a ``parts`` table, the rows of its parent table (``t.parent``) in
     the same slices, already gated (:func:`read` passes them); required there.
+    ``cells``: for a ``comparison`` table resting on cells of units tables
+    (``t.rests_on``), each such table's rows in the slices the frame names, already
+    gated (:func:`read` passes them); required there.
     """
     if frame.empty:
         return frame.assign(
@@ -247,12 +302,15 @@ def gate(
     if t.rule == "none":
         return frame.assign(suppressed=False, suppression_reason=None)
     if t.rule == "comparison":
-        return _gate_comparisons(frame, t, min_n)
+        need = {c.table for c in t.rests_on} - set(cells or {})
+        if need:
+            raise ValueError(f"{t.name} is gated with the cells it rests on ({', '.join(need)})")
+        return _gate_comparisons(frame, t, min_n, cells or {})
     if t.rule == "parts":
         if parents is None:
             raise ValueError(f"{t.name} is gated with its parent rows ({t.parent.table})")
         return _gate_parts(frame, t, min_n, parents)
-    labels = [c for c in t.labels if c not in t.slice_by and c != "unit"]
+    labels = [c for c in t.labels if c in frame and c not in t.slice_by and c != "unit"]
     n_col = t.n_columns[0]
     is_teacher = frame["org_level"] == "teacher"
     parts = []
@@ -339,21 +397,79 @@ def _gate_parts(frame: pd.DataFrame, t: Table, min_n: int, parents: pd.DataFrame
     return suppress(marked, n_col=n_col, min_n=min_n, by=slices, labels=labels)
 
 
-def _gate_comparisons(frame: pd.DataFrame, t: Table, min_n: int) -> pd.DataFrame:
-    """Blank the statistics of rows resting on a group smaller than ``min_n``."""
+def _gate_comparisons(
+    frame: pd.DataFrame, t: Table, min_n: int, cells: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Blank the statistics of rows resting on a group smaller than ``min_n``, and of
+    rows resting on a cell of a units table that its gate hid (``cells``: those tables'
+    rows, gated) or that it lacks (fail-closed)."""
     out = frame.copy()
     small = np.zeros(len(out), dtype=bool)
     for c in t.n_columns:
         small |= pd.to_numeric(out[c], errors="coerce").fillna(0).to_numpy() < min_n
+    on_hidden, missing = _resting(frame, t, cells)
+    on_hidden &= ~small
+    missing &= ~small & ~on_hidden
+    hide = small | on_hidden | missing
     keep = set(t.labels)
     for c in (c for c in out.columns if c not in keep):
         if pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
-            out[c] = out[c].astype("float64").mask(small)
+            out[c] = out[c].astype("float64").mask(hide)
         else:
-            out[c] = out[c].astype(object).mask(small, None)
-    out["suppressed"] = small
-    out["suppression_reason"] = np.where(small, "small_cell", None)
+            out[c] = out[c].astype(object).mask(hide, None)
+    reason = np.full(len(out), None, dtype=object)
+    reason[small] = "small_cell"
+    reason[on_hidden] = "rests_on_hidden_cell"
+    reason[missing] = "rests_on_missing_cell"
+    out["suppressed"] = hide
+    out["suppression_reason"] = reason
     return out
+
+
+def _resting(
+    frame: pd.DataFrame, t: Table, cells: Mapping[str, pd.DataFrame]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``frame``: whether a cell it rests on (``t.rests_on``) is hidden in
+    ``cells``, and whether one is missing there (no row matches, or the matching rows'
+    ``n`` is not the one the row publishes).
+
+    Both sides are coded on the cell's columns alike and the cells sorted by that code:
+    the cells of a row are one run of the sorted codes (with ``through``, the run of its
+    other columns up to its own value of the last), counted by cumulative sums."""
+    hidden = np.zeros(len(frame), dtype=bool)
+    missing = np.zeros(len(frame), dtype=bool)
+    for cell in t.rests_on:
+        there = cells[cell.table]
+        for c, v in cell.where:
+            there = there[(there[c] == v).to_numpy(dtype=bool)]
+        k = len(there)
+        code = np.zeros(k + len(frame), dtype=np.int64)
+        for c, mine in cell.on:
+            both = np.concatenate([there[c].to_numpy(dtype=object), frame[mine].to_numpy(object)])
+            codes, uniques = pd.factorize(both, use_na_sentinel=False)
+            code, _ = pd.factorize(code * (len(uniques) + 1) + codes)  # kept dense
+            code = code.astype(np.int64)
+        low = high = code[k:]
+        if cell.through is not None:
+            at, upto = cell.through
+            both = np.concatenate([there[at].to_numpy(dtype=object), frame[upto].to_numpy(object)])
+            rank, uniques = pd.factorize(both, sort=True, use_na_sentinel=False)
+            code = code * (len(uniques) + 1) + rank
+            low, high = low * (len(uniques) + 1), code[k:]
+        order = np.argsort(code[:k], kind="stable")
+        sorted_code = code[:k][order]
+        up_n = pd.to_numeric(there[TABLES[cell.table].n_columns[0]], errors="coerce")
+        cum_hidden = np.concatenate([[0], np.cumsum(there["suppressed"].to_numpy(bool)[order])])
+        cum_n = np.concatenate([[0.0], np.cumsum(np.nan_to_num(up_n.to_numpy(float)[order]))])
+        start = np.searchsorted(sorted_code, low, side="left")
+        stop = np.searchsorted(sorted_code, high, side="right")
+        found = stop > start
+        hidden |= (cum_hidden[stop] - cum_hidden[start]) > 0
+        missing |= ~found
+        if cell.n is not None:
+            said = pd.to_numeric(frame[cell.n], errors="coerce").to_numpy(dtype=float)
+            missing |= found & ~(cum_n[stop] - cum_n[start] == said)
+    return hidden, missing
 
 
 def loads(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -213,9 +213,10 @@ def test_no_visible_cell_rests_on_a_small_group(db):
     _, _, con, _ = db
     tree = Tree.of(REG)
     parent = tree.parents
+    cells = {}
     for table in ("ind_items", "ind_dimensions", "ind_outcomes"):
         frame = con.execute(f"SELECT * FROM {table}").fetchdf()
-        gated = gate(frame, TABLES[table], tree, 5)
+        gated = cells[table] = gate(frame, TABLES[table], tree, 5)
         visible = gated[~gated["suppressed"]]
         assert (visible["n"] >= 5).all(), table
         hidden = gated[gated["suppressed"]]
@@ -231,7 +232,11 @@ def test_no_visible_cell_rests_on_a_small_group(db):
                 continue
             assert rows["suppressed"].sum() != 1, (table, keys)
     changes = gate(
-        con.execute("SELECT * FROM ind_changes").fetchdf(), TABLES["ind_changes"], tree, 5
+        con.execute("SELECT * FROM ind_changes").fetchdf(),
+        TABLES["ind_changes"],
+        tree,
+        5,
+        cells=cells,  # the ind_items cells each change rests on
     )
     shown = changes[~changes["suppressed"]]
     assert (shown[["n_from", "n_to"]] >= 5).all().all()

@@ -54,7 +54,10 @@ above.
 
 Limits: the gate sees one table. Additive relations must be expressed through the hierarchy
 (e.g. a level breakdown next to an all-levels row needs its own unit ids); figures published
-in another table are not seen here.
+in another table are not seen here. :mod:`pipeline.publish` carries the decisions across
+tables: a table splitting another's rows is gated with them as parents, and a table
+comparing cells of another (changes, benchmarks, pairwise tests, trends) hides every row
+resting on a cell this gate hid there (``rests_on`` in :mod:`pipeline.store.tables`).
 
 Comments
 --------

@@ -21,12 +21,21 @@ Disclosure rules
     name no discipline included), so that the gate never needs to hide the parent.
 ``comparison``
     A row resting on any group smaller than ``min_n`` (every column in ``n_columns``)
-    shows no statistic.
+    shows no statistic. A table whose rows compare cells of a ``units`` table (a unit's
+    item in two waves, a unit against the rest of the university, two units, a unit's
+    trend over the waves) declares those cells (:class:`Cell`, ``rests_on``): a row
+    resting on a cell that its own table's gate hides (as a small cell or as a
+    complement), or on a cell that table does not hold or holds with another ``n``,
+    shows no statistic either, so that no comparison publishes what the units table
+    hides. Rows of a table that declares no cells keep the small-group rule alone.
 ``none``
     Nothing to hide (no respondent-level numbers).
 
 Every column that is not a key or a label is a statistic: hidden when its row is
-hidden (fail-closed: a new column is hidden unless declared a label).
+hidden (fail-closed: a new column is hidden unless declared a label). A label stays
+shown in a hidden row, so it must not depend on the respondents: a flag computed from
+``n`` or the response rate (``indicative_only``, ``reliability_reason``, ``fpc``, a
+test's ``p_method``, a fit's ``converged``) is a statistic.
 """
 
 from __future__ import annotations
@@ -62,6 +71,44 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A cell of a ``units`` table that each row of a ``comparison`` table rests on: the
+    rows of ``table`` whose column ``c`` holds the comparison row's value of its column
+    ``mine`` for every ``(c, mine)`` in ``on``, and the value ``v`` for every ``(c, v)``
+    in ``where`` (e.g. the university's row of an item: ``org_level`` = university).
+
+    ``through``: (column of ``table``, column of this table): every such row whose value
+    of the first is at most the comparison row's value of the second (a trend rests on
+    the unit's cells of every wave up to its own). ``n``: the column of the comparison
+    row holding the cell's ``n`` (the cells' total with ``through``); a row whose number
+    differs rests on answers the units table does not show (fail-closed: hidden)."""
+
+    table: str
+    on: tuple[tuple[str, str], ...]
+    where: tuple[tuple[str, str], ...] = ()
+    through: tuple[str, str] | None = None
+    n: str | None = None
+
+    def describe(self) -> str:
+        """The cell in words (``docs/tables.md``)."""
+        same = [f"`{c}`" for c, mine in self.on if c == mine]
+        named = [f"`{c}` = its `{mine}`" for c, mine in self.on if c != mine]
+        named += [f"`{c}` = {v}" for c, v in self.where]
+        if self.through is not None:
+            named.append(f"`{self.through[0]}` up to its `{self.through[1]}`")
+        text = f"the `{self.table}` row" + ("s" if self.through else "")
+        if same:
+            text += f" of its {', '.join(same)}"
+        if named:
+            text += (" and " if same else " with ") + ", ".join(named)
+        if self.n and self.through is not None:
+            text += f" (their `n` adds up to its `{self.n}`)"
+        elif self.n:
+            text += f" (its `n` is the row's `{self.n}`)"
+        return text
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     meaning: str
@@ -78,6 +125,8 @@ class Table:
     cli_name: str = ""
     #: ``parts`` tables: the row of another table the rows of one unit add up to
     parent: Parent | None = None
+    #: ``comparison`` tables: the cells of ``units`` tables each row rests on
+    rests_on: tuple[Cell, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -115,12 +164,13 @@ _UNIT = K("unit", "VARCHAR", "code of the unit (org_units.csv), or of the teache
 _ITEM = K("item", "VARCHAR", "item code")
 _CI_METHOD = L("ci_method", "VARCHAR", "interval method of the percentages")
 _CONFIDENCE = L("confidence", "DOUBLE", "confidence level of every interval")
-_INDICATIVE = L(
+# computed from n and the respondents: statistics, hidden with their row
+_INDICATIVE = S(
     "indicative_only",
     "BOOLEAN",
     "true when n or the response rate is below the reliability thresholds",
 )
-_REASON = L(
+_REASON = S(
     "reliability_reason",
     "VARCHAR",
     "why indicative: low_n, low_response_rate, headcount_below_respondents",
@@ -144,6 +194,11 @@ _P_METHOD = (
     "below 5) or too_few_answers (no p-value: under 10 answers on a side)"
 )
 
+#: how a comparison row names its cell of ind_items: the same questionnaire, wave and
+#: item; the same questionnaire, unit and item (its wave as each table says)
+_SAME_ITEM = (("instrument", "instrument"), ("wave", "wave"), ("item", "item"))
+_SAME_UNIT = tuple((c, c) for c in ("instrument", "org_level", "unit", "item"))
+
 _PCT_CODES = tuple(
     S(f"pct_{c}", "DOUBLE", f"% of valid answers with code {c}") for c in ANSWER_CODES
 )
@@ -154,6 +209,21 @@ TABLES: dict[str, Table] = {}
 def _declare(t: Table) -> None:
     if (t.rule == "parts") != (t.parent is not None):
         raise ValueError(f"{t.name}: a parts table, and only one, declares its parent")
+    if t.rests_on and t.rule != "comparison":
+        raise ValueError(f"{t.name}: only a comparison table rests on cells of another")
+    for cell in t.rests_on:
+        up = TABLES[cell.table]  # declared before the tables resting on it
+        theirs = [c for c, _ in (*cell.on, *cell.where)]
+        mine = [m for _, m in cell.on]
+        if cell.through is not None:
+            theirs.append(cell.through[0])
+            mine.append(cell.through[1])
+        if up.rule != "units" or not set(theirs) <= set(up.names):
+            raise ValueError(f"{t.name}: it rests on cells of a units table, by its columns")
+        if not (set(mine) | ({cell.n} - {None})) <= set(t.names):
+            raise ValueError(f"{t.name}: a cell is named by columns of {t.name}")
+        if not set(up.slice_by) <= set(theirs):
+            raise ValueError(f"{t.name}: a cell names the slice of {cell.table} it lies in")
     if t.parent is not None:
         up = TABLES[t.parent.table]  # declared before its parts
         if up.rule != "units" or tuple(t.slice_by) != tuple(up.slice_by):
@@ -196,7 +266,8 @@ _declare(
             S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
             S("pct_positive_ci_high", "DOUBLE", ""),
             L("headcount", "DOUBLE", "people the unit had (headcounts.csv), where declared"),
-            L(
+            # set where the response rate reaches its threshold (fpc = auto): hidden
+            S(
                 "fpc",
                 "BOOLEAN",
                 "true when the interval is narrowed by the finite population "
@@ -487,13 +558,18 @@ _declare(
             S("ci_low", "DOUBLE", "interval"),
             S("ci_high", "DOUBLE", ""),
             *_TEST_COLUMNS[1:4],
-            L("p_method", "VARCHAR", _P_METHOD),
+            S("p_method", "VARCHAR", _P_METHOD),
             *_TEST_COLUMNS[4:],
         ),
         key=("instrument", "wave", "org_level", "unit", "item", "test"),
         rule="comparison",
         n_columns=("n_from", "n_to"),
         cli_name="changes",
+        # the unit's item in each of the two waves
+        rests_on=(
+            Cell("ind_items", (*_SAME_UNIT, ("wave", "wave_from")), n="n_from"),
+            Cell("ind_items", (*_SAME_UNIT, ("wave", "wave_to")), n="n_to"),
+        ),
     )
 )
 
@@ -522,13 +598,18 @@ _declare(
             S("ci_low", "DOUBLE", "interval"),
             S("ci_high", "DOUBLE", ""),
             *_TEST_COLUMNS[1:4],
-            L("p_method", "VARCHAR", _P_METHOD),
+            S("p_method", "VARCHAR", _P_METHOD),
             *_TEST_COLUMNS[4:],
         ),
         key=("instrument", "wave", "org_level", "unit", "item", "test"),
         rule="comparison",
         n_columns=("n_unit", "n_rest"),
         cli_name="benchmark",
+        # the unit's item, and the university's (the rest is the university - the unit)
+        rests_on=(
+            Cell("ind_items", (*_SAME_UNIT, ("wave", "wave")), n="n_unit"),
+            Cell("ind_items", _SAME_ITEM, where=(("org_level", "university"),)),
+        ),
     )
 )
 
@@ -581,6 +662,11 @@ _declare(
         n_columns=("n_a", "n_b"),
         unit_columns=("group_a", "group_b"),
         cli_name="dunn",
+        # the item of each of the two units
+        rests_on=tuple(
+            Cell("ind_items", (*_SAME_ITEM, ("org_level", "org_level"), ("unit", g)), n=n)
+            for g, n in (("group_a", "n_a"), ("group_b", "n_b"))
+        ),
     )
 )
 
@@ -614,12 +700,15 @@ _declare(
             S("odds_ratio_ci_high", "DOUBLE", ""),
             S("effect_size", "DOUBLE", "slope"),
             L("effect_size_kind", "VARCHAR", ""),
-            L("converged", "BOOLEAN", "the fit converged"),
+            # not when every answer is alike (all positive, none): hidden with its row
+            S("converged", "BOOLEAN", "the fit converged"),
         ),
         key=("instrument", "wave", "org_level", "unit", "item", "term"),
         rule="comparison",
         n_columns=("n",),
         cli_name="trends",
+        # the unit's item in every wave up to the trend's own (stored under the last)
+        rests_on=(Cell("ind_items", _SAME_UNIT, through=("wave", "wave"), n="n"),),
     )
 )
 
@@ -660,7 +749,7 @@ def markdown() -> str:
         "complementary suppression within each {slices}, with {parent} as the parent of the "
         "rows of one {unit} (the rows of a {unit} add up to it)",
         "comparison": "a row resting on a group smaller than `min_n` (columns {n}) shows no "
-        "statistic",
+        "statistic{cells}",
         "none": "no respondent-level numbers: shown as they are",
     }
     lines = [
@@ -672,7 +761,9 @@ def markdown() -> str:
         "",
         "Every number leaves Sapat through one door (`pipeline.publish.read`), which applies "
         "each table's disclosure rule and limits rows to the units the reader may see. "
-        "Columns marked *stat* are hidden in a hidden row; *key* and *label* columns stay.",
+        "Columns marked *stat* are hidden in a hidden row; *key* and *label* columns stay "
+        "(a label never depends on the respondents: a flag computed from `n` or the response "
+        "rate is a *stat*).",
         "",
     ]
     for t in TABLES.values():
@@ -683,6 +774,12 @@ def markdown() -> str:
             where = " and ".join(f"`{c}` = {v}" for c, v in t.parent.where)
             unit = f"`{t.unit_columns[0]}`"
             parent = f"the `{t.parent.table}` row ({where}, `{t.parent.unit[1]}` = {unit})"
+        cells = ""
+        if t.rests_on:
+            cells = (
+                ", nor does a row resting on a cell its own table hides, lacks, or holds with "
+                "another `n`: " + "; ".join(c.describe() for c in t.rests_on)
+            )
         lines += [
             f"## `{t.name}`"
             + (f" (`sapat indicators --table {t.cli_name}`)" if t.cli_name else ""),
@@ -690,7 +787,8 @@ def markdown() -> str:
             t.meaning,
             "",
             f"- key: {', '.join(f'`{k}`' for k in t.key)}",
-            f"- disclosure: {rules[t.rule].format(n=n, slices=slices, parent=parent, unit=unit)}",
+            "- disclosure: "
+            + rules[t.rule].format(n=n, slices=slices, parent=parent, unit=unit, cells=cells),
             f"- unit columns (a reader sees only rows of units in their scope): "
             f"{', '.join(f'`{c}`' for c in t.unit_columns) or 'none (whole-university figures)'}",
             "",
