@@ -435,7 +435,8 @@ def _callbacks(
         [Output(f"f-{k}", "options") for k in filter_ids]
         + [Output(f"f-{k}", "value") for k in [*filter_ids, "lang"]]
         + [Output(f"l-{k}", "children") for k in filter_ids]
-        + [Output("nav", "children"), Output("who", "children"), Output("logout", "children")],
+        + [Output("nav", "children"), Output("who", "children"), Output("logout", "children")]
+        + [Output("brand", "children")],
         Input(LOCATION, "search"),
         Input(LOCATION, "pathname"),
     )
@@ -457,7 +458,7 @@ def _callbacks(
             if _page_allowed(page, ctx)
         ]
         who = f"{guard.user() or ''} · {t('role.' + ctx.viewer.role.value, lang)}"
-        return [*options, *values, *labels, nav, who, t("ui.logout", lang)]
+        return [*options, *values, *labels, nav, who, t("ui.logout", lang), t("ui.app", lang)]
 
     @app.callback(
         Output("download", "data"),

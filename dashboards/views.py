@@ -618,6 +618,9 @@ def teaching(ctx: Context, f: Filters) -> View:
     x = [lookup["item"].get(i, i) for i in items]
     x = [(v if len(v) <= 40 else v[:37] + "…") for v in x]
     x = [v if x.count(v) == 1 else f"{v} ({i})" for v, i in zip(x, items, strict=True)]
+    # a reverse-worded question (agreeing is unfavourable) is marked, and said so below
+    reverse = set(rows.loc[rows["reverse"].fillna(False).astype(bool), "item"])
+    x = [f"↺ {v}" if i in reverse else v for v, i in zip(x, items, strict=True)]
 
     def grid(values: pd.Series) -> np.ndarray:
         table = rows.assign(_v=values).pivot(index="row", columns="item", values="_v")
@@ -661,6 +664,8 @@ def teaching(ctx: Context, f: Filters) -> View:
     fig.update_layout(height=max(320, 24 * len(order) + 180))
     fig.update_yaxes(autorange="reversed")
     notes = [t("note.interval", ctx.lang)]
+    if reverse:
+        notes.append(t("note.reverse_mark", ctx.lang))
     if hidden.any():
         notes.append(f"{suppressed_text(ctx)}: {t('ui.hidden_cells', ctx.lang)}")
     keep = [

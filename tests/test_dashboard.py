@@ -357,3 +357,21 @@ def test_kept_answers_never_cross_people_sessions_or_snapshots(site, app):
         assert r.status_code == 200
     assert log.read_text("utf-8").count('"action": "download"') == before + 2
     assert kept.hits == hits
+
+
+def test_the_header_and_filters_follow_the_chosen_language(site, app):
+    c = _client(app, "dean")
+    words = {}
+    for lang in ("ky", "ru", "en"):
+        r = c.call(
+            "nav.children",
+            {"_pages_location.search": f"?lang={lang}", "_pages_location.pathname": "/trends"},
+        )
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]
+        out = r.get_json()["response"]
+        words[lang] = (out["brand"]["children"], out["l-unit"]["children"])
+        assert out["f-lang"]["value"] == lang
+    from pipeline.locale import t
+
+    assert words == {lang: (t("ui.app", lang), t("ui.unit", lang)) for lang in ("ky", "ru", "en")}
+    assert len({w[0] for w in words.values()}) == 3  # three different titles

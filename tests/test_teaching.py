@@ -338,3 +338,21 @@ def test_a_dean_sees_the_teachers_of_their_faculty_only(con):
 def test_nothing_to_show_for_a_questionnaire_without_teachers(con):
     view = teaching(_ctx(con), Filters(instrument="student_experience"))
     assert view.message == t("ui.nothing", "en")
+
+
+def test_reverse_worded_questions_are_marked_and_explained(con):
+    """A question where agreeing is unfavourable (``reverse``) carries ↺ and a note says
+    what it means; with none on the page, neither appears."""
+    plain = teaching(_ctx(con), Filters())
+    assert not [x for x in plain.figure.data[0].x if x.startswith("↺")]
+    assert t("note.reverse_mark", "en") not in plain.notes
+
+    class Reversed(Context):  # te_q01 worded negatively
+        def read(self, table, **filters):
+            rows = super().read(table, **filters)
+            return rows.assign(reverse=rows["item"].eq("te_q01") | rows["reverse"].astype(bool))
+
+    for lang in ("en", "ky"):
+        view = teaching(Reversed(con=con, viewer=OFFICE, tree=TREE, lang=lang), Filters())
+        marked = [x for x in view.figure.data[0].x if x.startswith("↺ ")]
+        assert len(marked) == 1 and t("note.reverse_mark", lang) in view.notes
