@@ -44,3 +44,50 @@ def test_an_older_layout_of_a_derived_table_is_replaced_and_recomputed(tmp_path)
         cols = [r[0] for r in s.con.execute("DESCRIBE ind_items").fetchall()]
         assert cols == TABLES["ind_items"].names
         assert s.con.execute("SELECT count(*) FROM sys_indicator_state").fetchone()[0] == 0
+
+
+def test_a_database_of_an_earlier_release_gains_the_new_columns(tmp_path):
+    """The store's own tables grow columns between releases (``sys_loads.accept_dates``,
+    ``content_key``, ...): opening an older database of the same layout adds them with
+    their defaults instead of failing at the next load."""
+    import duckdb
+
+    from pipeline.store import Store
+
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE sys_loads DROP COLUMN accept_dates")
+    con.execute("ALTER TABLE sys_loads DROP COLUMN content_key")
+    con.execute("ALTER TABLE qa_actions DROP COLUMN " + _last_column(con, "qa_actions"))
+    con.execute(
+        "INSERT INTO sys_loads (load_id, sha256, file_name, rows_read, rows_loaded, "
+        "rows_quarantined, status, loaded_at, tool_version) "
+        "VALUES (1, 'x', 'old.csv', 1, 1, 0, 'loaded', now(), '0.9')"
+    )
+    con.close()
+    with Store(path) as store:
+        cols = {
+            (t, c)
+            for t, c in store.con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+            ).fetchall()
+        }
+        assert {("sys_loads", "accept_dates"), ("sys_loads", "content_key")} <= cols
+        assert store.con.execute("SELECT accept_dates FROM sys_loads").fetchall() == [(False,)]
+    fresh = duckdb.connect()
+    from pipeline.store.database import SCHEMA
+
+    fresh.execute(SCHEMA)
+    every = set(
+        fresh.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()
+    )
+    assert every <= cols
+
+
+def _last_column(con, table: str) -> str:
+    return con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position DESC LIMIT 1",
+        [table],
+    ).fetchone()[0]

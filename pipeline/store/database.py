@@ -22,6 +22,7 @@ manifest row, or nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Iterator
@@ -220,6 +221,23 @@ def response_ids(load_id: int, source_rows) -> np.ndarray:
     return (np.int64(load_id) << np.int64(32)) | np.asarray(source_rows, dtype=np.int64)
 
 
+@functools.cache
+def _schema_columns() -> tuple[tuple[str, str, str, str | None], ...]:
+    """(table, column, type, default) of every column ``SCHEMA`` declares, read from an
+    empty in-memory database made with it."""
+    con = duckdb.connect()
+    try:
+        con.execute(SCHEMA)
+        return tuple(
+            con.execute(
+                "SELECT table_name, column_name, data_type, column_default "
+                "FROM information_schema.columns ORDER BY table_name, ordinal_position"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
 class Store:
     """A DuckDB database file, opened for writing by the CLI (one writer)."""
 
@@ -272,13 +290,7 @@ class Store:
                 "(the originals are in data/raw)",
             )
         self.con.execute(SCHEMA)
-        # columns added to the manifest since layout 2 was first written
-        for column, kind in (
-            ("content_key", "VARCHAR"),
-            ("mapping", "VARCHAR"),
-            ("set_values", "VARCHAR"),
-        ):
-            self.con.execute(f"ALTER TABLE sys_loads ADD COLUMN IF NOT EXISTS {column} {kind}")
+        self._add_new_columns()
         row = self.con.execute("SELECT value FROM sys_meta WHERE key = 'schema'").fetchall()
         if not row:
             self.con.execute("INSERT INTO sys_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
@@ -289,6 +301,21 @@ class Store:
                 file=str(self.path),
                 expected="a new database: move this one aside and load the files again",
             )
+
+    def _add_new_columns(self) -> None:
+        """Columns added to the store's own tables (``SCHEMA``) since this database was
+        made are added to it, with their defaults (``accept_dates`` false, the others
+        empty): a database of an earlier release of the same layout keeps working."""
+        have = {
+            (t, c)
+            for t, c in self.con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+            ).fetchall()
+        }
+        for table, column, kind, default in _schema_columns():
+            if (table, column) not in have:
+                extra = f" DEFAULT {default}" if default is not None else ""
+                self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}{extra}')
 
     def _ensure_declared(self, table: Table) -> None:
         """Create a declared table; one whose columns differ from the declaration (an
