@@ -171,9 +171,8 @@ def _instrument(
     for table, frame in (("ind_benchmark", bench), ("ind_kruskal", kw), ("ind_dunn", dunn)):
         store.replace_rows(table, frame, keys)
     if note:
-        unavailable += [
-            (instrument, w, "ind_dunn", note) for w in waves if w in set(counts["wave"])
-        ]
+        answered = set(counts["wave"].unique())  # once: counts holds every answer count
+        unavailable += [(instrument, w, "ind_dunn", note) for w in waves if w in answered]
     store.replace_rows(
         "ind_unavailable",
         pd.DataFrame(unavailable, columns=["instrument", "wave", "table_name", "reason"]),
