@@ -233,6 +233,34 @@ def _declare(t: Table) -> None:
     TABLES[t.name] = t
 
 
+#: the columns describing an item's scale, its mean and its share of positive answers,
+#: shared by the tables of answers per item (ind_items, ind_teaching)
+_ITEM_SCALE = (
+    L("dimension", "VARCHAR", "dimension of the item"),
+    L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
+    L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
+    L("scale_high", "TINYINT", "highest answer code"),
+    L("positive_from", "TINYINT", "smallest code counted as positive"),
+    L("negative_to", "TINYINT", "largest code counted as negative"),
+)
+_ITEM_MEAN = (
+    S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
+    S("mean", "DOUBLE", "mean answer code"),
+    S("sd", "DOUBLE", "standard deviation (n - 1)"),
+    S("se_mean", "DOUBLE", "standard error of the mean (with the FPC where applied)"),
+    S("mean_ci_low", "DOUBLE", "t interval of the mean"),
+    S("mean_ci_high", "DOUBLE", ""),
+)
+_ITEM_POSITIVE = (
+    S("x_positive", "BIGINT", "answers >= positive_from"),
+    S("x_negative", "BIGINT", "answers <= negative_to"),
+    S("pct_positive", "DOUBLE", "% positive"),
+    S("pct_negative", "DOUBLE", "% negative"),
+    S("pct_positive_se", "DOUBLE", "standard error of % positive"),
+    S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
+    S("pct_positive_ci_high", "DOUBLE", ""),
+)
+
 _declare(
     Table(
         "ind_items",
@@ -244,27 +272,11 @@ _declare(
             _ORG_LEVEL,
             _UNIT,
             _ITEM,
-            L("dimension", "VARCHAR", "dimension of the item"),
-            L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
-            L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
-            L("scale_high", "TINYINT", "highest answer code"),
-            L("positive_from", "TINYINT", "smallest code counted as positive"),
-            L("negative_to", "TINYINT", "largest code counted as negative"),
-            S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
-            S("mean", "DOUBLE", "mean answer code"),
-            S("sd", "DOUBLE", "standard deviation (n - 1)"),
-            S("se_mean", "DOUBLE", "standard error of the mean (with the FPC where applied)"),
-            S("mean_ci_low", "DOUBLE", "t interval of the mean"),
-            S("mean_ci_high", "DOUBLE", ""),
+            *_ITEM_SCALE,
+            *_ITEM_MEAN,
             S("median_interpolated", "DOUBLE", "grouped-data interpolated median"),
             *_PCT_CODES,
-            S("x_positive", "BIGINT", "answers >= positive_from"),
-            S("x_negative", "BIGINT", "answers <= negative_to"),
-            S("pct_positive", "DOUBLE", "% positive"),
-            S("pct_negative", "DOUBLE", "% negative"),
-            S("pct_positive_se", "DOUBLE", "standard error of % positive"),
-            S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
-            S("pct_positive_ci_high", "DOUBLE", ""),
+            *_ITEM_POSITIVE,
             L("headcount", "DOUBLE", "people the unit had (headcounts.csv), where declared"),
             # set where the response rate reaches its threshold (fpc = auto): hidden
             S(
@@ -339,25 +351,9 @@ _declare(
                 "no discipline",
             ),
             _ITEM,
-            L("dimension", "VARCHAR", "dimension of the item"),
-            L("reverse", "BOOLEAN", "item worded negatively (a high answer is unfavourable)"),
-            L("scale_low", "TINYINT", "lowest answer code of the item's scale"),
-            L("scale_high", "TINYINT", "highest answer code"),
-            L("positive_from", "TINYINT", "smallest code counted as positive"),
-            L("negative_to", "TINYINT", "largest code counted as negative"),
-            S("n", "BIGINT", "valid answers (not blank, not applicable, don't know)"),
-            S("mean", "DOUBLE", "mean answer code"),
-            S("sd", "DOUBLE", "standard deviation (n - 1)"),
-            S("se_mean", "DOUBLE", "standard error of the mean"),
-            S("mean_ci_low", "DOUBLE", "t interval of the mean"),
-            S("mean_ci_high", "DOUBLE", ""),
-            S("x_positive", "BIGINT", "answers >= positive_from"),
-            S("x_negative", "BIGINT", "answers <= negative_to"),
-            S("pct_positive", "DOUBLE", "% positive"),
-            S("pct_negative", "DOUBLE", "% negative"),
-            S("pct_positive_se", "DOUBLE", "standard error of % positive"),
-            S("pct_positive_ci_low", "DOUBLE", "interval of % positive (ci_method, confidence)"),
-            S("pct_positive_ci_high", "DOUBLE", ""),
+            *_ITEM_SCALE,
+            *_ITEM_MEAN,
+            *_ITEM_POSITIVE,
             # a function of n alone here: hidden with the row
             S("indicative_only", "BOOLEAN", "true when n is below the reliability threshold"),
             S("reliability_reason", "VARCHAR", "why indicative: low_n"),
