@@ -1232,6 +1232,7 @@ def _write_output(
 ) -> None:
     """Show ``frame`` on screen, print it (csv, json) or write it to ``out`` (csv, json,
     xlsx); files keep every column at full precision, the screen rounds."""
+    from pipeline.locale import t
     from pipeline.outputs import write_table
 
     fmt = _format(fmt, out) if fmt is None or out is not None else fmt
@@ -1247,7 +1248,7 @@ def _write_output(
                 shown[c] = shown[c].map(lambda v: _decimal(v, lang))
         for line in frame.attrs.get("context", []):
             title += f"\n{line}"
-        _show(shown, title, False, "--out FILE.xlsx, or --format csv", lang=lang)
+        _show(shown, title, False, t("screen.whole_file", lang), lang=lang)
         if notes:
             console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
         return
