@@ -10,6 +10,7 @@ no questionnaire by name.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from dashboards import state
 from dashboards.guard import Guard
 from dashboards.responses import ResponseCache
 from dashboards.views import LEVELS, PAGES, Context, Filters, View, suppressed_text
+from pipeline import __version__
 from pipeline.locale import number, t
 from pipeline.publish import Tree, ViewerRole
 from pipeline.store.snapshots import current
@@ -47,6 +49,8 @@ LOCATION = "_pages_location"  # Dash pages' own location component
 #: outputs of the callbacks whose answers are kept per snapshot (dashboards.responses):
 #: the page router (the rendered page) and the filter bar; never the download
 CACHEABLE = ("_pages_content.children", "nav.children")
+#: set by `sapat serve` before its workers start: one id per run of the server
+SERVE_ID = "SAPAT_SERVE_ID"
 
 
 class Snapshots:
@@ -127,6 +131,8 @@ def create_app(root: Path | str, *, secure_cookies: bool = False) -> dash.Dash:
         cacheable=lambda output: any(o in output for o in CACHEABLE),
         directory=settings.data_dir / "cache" / "dashboard",
         snapshot_dir=settings.snapshots_dir,
+        # this release and this run of `sapat serve` (its workers share the run's id)
+        generation=f"{__version__}:{os.environ.get(SERVE_ID, '')}",
     )
     responses.install(server)
     app = dash.Dash(

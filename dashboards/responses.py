@@ -52,10 +52,14 @@ class ResponseCache:
         size: int = 512,
         directory: Path | None = None,
         snapshot_dir: Path | None = None,
+        generation: str = "",
     ) -> None:
         self.snapshot = snapshot
         self.directory = directory
         self.snapshot_dir = snapshot_dir
+        #: part of every key: answers kept by another run of the server (another
+        #: release, other templates) are never sent by this one
+        self.generation = generation
         self.person = person
         self.cacheable = cacheable
         self.size = size
@@ -82,7 +86,9 @@ class ResponseCache:
         snapshot = self.snapshot()
         if snapshot is None:
             return None
-        digest = hashlib.sha256(repr((self.person(), body)).encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(
+            repr((self.generation, self.person(), body)).encode("utf-8")
+        ).hexdigest()
         return (Path(snapshot).name, digest)
 
     def _file(self, key: tuple) -> Path | None:

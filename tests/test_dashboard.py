@@ -326,6 +326,15 @@ def test_kept_answers_never_cross_people_sessions_or_snapshots(site, app):
     c2 = _client(other_worker, "office")
     assert c2.page("/compare", query).data == first.data
     assert (other_worker.sapat_responses.hits, other_worker.sapat_responses.misses) == (1, 0)
+    # another run of the server (another release, other templates) computes anew
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SAPAT_SERVE_ID", "a later run")
+    try:
+        later = create_app(site.root)
+        assert _client(later, "office").page("/compare", query).data == first.data
+        assert (later.sapat_responses.hits, later.sapat_responses.misses) == (0, 1)
+    finally:
+        mp.undo()
     # a new snapshot: the same request is answered afresh; folders of snapshots no longer
     # published are removed
     folder = s.data_dir / "cache" / "dashboard"

@@ -2389,8 +2389,16 @@ def serve(
 
 def _gunicorn(root: Path, host: str, port: int, workers: int, https: bool) -> None:
     """Serve the app with gunicorn: ``workers`` processes, each building its own app
-    (and its own read-only connections) after the fork."""
+    (and its own read-only connections) after the fork; they share one id of this run, so
+    page answers kept by an earlier run (another release) are never sent."""
+    import os
+    import secrets
+
     from gunicorn.app.base import BaseApplication
+
+    from dashboards.app import SERVE_ID
+
+    os.environ[SERVE_ID] = secrets.token_hex(8)
 
     class Server(BaseApplication):
         def load_config(self):
