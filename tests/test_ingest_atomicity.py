@@ -117,7 +117,10 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_file(tmp_path, env, ba
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            assert proc.returncode == -signal.SIGKILL
+            if proc.returncode == 0:  # it ended between the time running out and the kill
+                seen["finished_before_kill"] += 1
+            else:
+                assert proc.returncode == -signal.SIGKILL, proc.returncode
         where = f"kill {k} (episode {episode}) after {delay:.2f} s"
         if not db.exists():
             seen["no_database"] += 1
