@@ -549,20 +549,13 @@ def names(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, dict[str, str]
     have = {
         r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
     }
-    if "dim_units" in have:
+    for kind, table in (("unit", "dim_units"), ("discipline", "dim_disciplines")):
+        if table not in have:
+            continue
         for code, *labels in con.execute(
-            "SELECT code, name_ky, name_ru, name_en FROM dim_units"
+            f"SELECT code, name_ky, name_ru, name_en FROM {table}"
         ).fetchall():
-            out["unit"][code] = _pick(
-                dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
-            )
-    if "dim_disciplines" in have:
-        for code, *labels in con.execute(
-            "SELECT code, name_ky, name_ru, name_en FROM dim_disciplines"
-        ).fetchall():
-            out["discipline"][code] = _pick(
-                dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code
-            )
+            out[kind][code] = _pick(dict(zip(("ky", "ru", "en"), labels, strict=True)), lang, code)
     if "dim_items" in have:
         for item, dim, reverse, *labels in con.execute(
             "SELECT item, dimension, reverse, label_ky, label_ru, label_en, dimension_label_ky, "
